@@ -1,0 +1,138 @@
+"""User settings: theme, language, time zone and notifications for a Flask app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.config import INSTANCE_DIR, build_config
+from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Endpoints anyone may reach; everything else needs a signed-in user.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.register", "health.healthz", "static"})
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build a new app; ``config`` overrides what the environment says."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(build_config(config))
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_hooks(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_shellcontext(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Send the app's warnings to stderr under gunicorn and ``flask run`` alike."""
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind every extension to ``app``."""
+    from app import i18n
+    from app.models import load_user
+    from app.preferences import cache as settings_cache
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        # Writers queue behind SQLite's single write lock instead of failing at once.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    login_manager.init_app(app)
+    login_manager.user_loader(load_user)
+    csrf.init_app(app)
+    cache.init_app(app)
+    settings_cache.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    limiter.init_app(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite ignores foreign keys, and so ``ON DELETE CASCADE``, unless asked per connection."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount every area of the app."""
+    from app.api.routes import bp as api_bp
+    from app.auth.routes import bp as auth_bp
+    from app.web.dashboard import bp as dashboard_bp
+    from app.web.health import bp as health_bp
+    from app.web.settings import bp as settings_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+
+    @app.get("/")
+    def index() -> ResponseReturnValue:
+        """The home page is the settings page."""
+        return redirect(url_for("settings.index"))
+
+
+def register_hooks(app: Flask) -> None:
+    """Require sign-in everywhere but the public endpoints, and add security headers."""
+    from app import i18n, security
+
+    @app.before_request
+    def require_login() -> ResponseReturnValue | None:
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return None
+        if not current_user.is_authenticated:
+            response: ResponseReturnValue = login_manager.unauthorized()
+            return response
+        return None
+
+    security.init_app(app)
+    app.context_processor(i18n.template_context)
+    app.add_template_filter(i18n.local_time, "local_time")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """HTML error pages, and problem documents under ``/api``."""
+    from app import errors
+
+    errors.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    """``flask user ...`` and ``flask preferences ...``."""
+    from app import cli
+
+    cli.init_app(app)
+
+
+def register_shellcontext(app: Flask) -> None:
+    """Objects available in ``flask shell``."""
+    from app.models import User
+
+    def shell_context() -> dict[str, Any]:
+        return {"db": db, "User": User}
+
+    app.shell_context_processor(shell_context)

@@ -1,0 +1,106 @@
+"""Command-line tools: ``flask user ...`` and ``flask preferences ...``."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.auth import service as auth
+from app.extensions import db
+from app.models import User
+from app.preferences import schema
+from app.preferences import service as preferences
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFERENCES_DOC = ROOT / "docs" / "preferences.md"
+
+user_cli = AppGroup("user", help="Manage user accounts.")
+preferences_cli = AppGroup("preferences", help="Preference registry tools.")
+
+
+@user_cli.command("create")
+@click.argument("email")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Prompted for when not given.",
+)
+def create_user(email: str, password: str) -> None:
+    """Create a user who can sign in with EMAIL."""
+    if len(password) < auth.MIN_PASSWORD_LENGTH:
+        raise click.ClickException(
+            f"The password needs at least {auth.MIN_PASSWORD_LENGTH} characters."
+        )
+    try:
+        user = auth.create_user(email, password)
+    except auth.EmailTaken as exc:
+        raise click.ClickException(f"A user with the email {email} already exists.") from exc
+    click.echo(f"Created user {user.email} (id {user.id}).")
+
+
+def _find(email: str) -> User:
+    user = db.session.scalar(select(User).where(User.email == auth.normalize_email(email)))
+    if user is None:
+        raise click.ClickException(f"No user with the email {email}.")
+    return user
+
+
+@user_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """Stop EMAIL from signing in; open sessions end on their next request."""
+    preferences.update_account(_find(email).id, active=False, sign_out=True)
+    click.echo(f"Deactivated {email}.")
+
+
+@user_cli.command("activate")
+@click.argument("email")
+def activate_user(email: str) -> None:
+    """Let a deactivated EMAIL sign in again."""
+    preferences.update_account(_find(email).id, active=True)
+    click.echo(f"Activated {email}.")
+
+
+@user_cli.command("demo")
+@click.option("--email", default=None, help="Defaults to DEMO_USER_EMAIL.")
+def demo_user(email: str | None) -> None:
+    """Create the demo user with a fresh random password and print how to sign in."""
+    address = email or current_app.config["DEMO_USER_EMAIL"]
+    password = secrets.token_urlsafe(9)
+    existing = db.session.scalar(select(User).where(User.email == auth.normalize_email(address)))
+    if existing is None:
+        auth.create_user(address, password)
+    else:
+        auth.change_password(existing.id, password)
+    click.echo(f"Demo user: {address}  password: {password}")
+
+
+@preferences_cli.command("docs")
+@click.option("--check", is_flag=True, help="Fail if the committed file is out of date.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=PREFERENCES_DOC, show_default=True
+)
+def preferences_docs(check: bool, output: Path) -> None:
+    """Write the preference key reference generated from the registry."""
+    text = schema.markdown_reference()
+    if check:
+        if not output.exists() or output.read_text() != text:
+            raise click.ClickException(f"{output} is out of date: run `flask preferences docs`.")
+        click.echo(f"{output} is up to date.")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    click.echo(f"Wrote {output}.")
+
+
+def init_app(app: Flask) -> None:
+    """Add the command groups to ``app``."""
+    app.cli.add_command(user_cli)
+    app.cli.add_command(preferences_cli)

@@ -1,0 +1,94 @@
+"""Error responses: HTML pages for people, problem documents under ``/api``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, make_response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+from app.api.problems import is_api_request, problem
+from app.extensions import login_manager
+from app.htmx import is_htmx_request
+from app.text import gettext
+
+log = logging.getLogger(__name__)
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: gettext("The request could not be understood."),
+        401: gettext("Please sign in to continue."),
+        403: gettext("You are not allowed to do that."),
+        404: gettext("There is nothing at this address."),
+        405: gettext("This address does not accept that method."),
+        413: gettext("The request is too large."),
+        415: gettext("The request body must be JSON."),
+        429: gettext("Too many attempts. Please wait a minute and try again."),
+        500: gettext("Something went wrong on our side. Please try again."),
+        503: gettext("The service is briefly unavailable. Please try again in a moment."),
+    }
+
+
+def error_response(status: int, detail: str | None = None) -> Response:
+    """An error in the shape the client expects: problem JSON under /api, a page elsewhere."""
+    message = detail or _messages().get(status, gettext("Something went wrong."))
+    if is_api_request():
+        return problem(status, message)
+    template = "errors/fragment.html" if is_htmx_request() else "errors/error.html"
+    response = make_response(render_template(template, status=status, message=message), status)
+    if is_htmx_request():
+        # Errors are announced in the live region rather than swapped over the form.
+        response.headers["HX-Retarget"] = "#live-region"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> ResponseReturnValue:
+        detail = gettext("The security token is missing or invalid. Reload the page and try again.")
+        return error_response(403, detail)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> ResponseReturnValue:
+        status = error.code or 500
+        detail = error.description if status in (400, 422) and is_api_request() else None
+        response = error_response(status, detail)
+        if status == 405 and error.response is None:
+            allowed = getattr(error, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error: DBAPIError) -> ResponseReturnValue:
+        log.error("Database unavailable: %s", error.orig)
+        response = error_response(503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> ResponseReturnValue:
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(500)
+
+    def unauthorized() -> ResponseReturnValue:
+        if is_api_request():
+            return problem(401, gettext("Sign in to use the API: no valid session was sent."))
+        if is_htmx_request():
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = _login_url()
+            return response
+        return redirect(_login_url())
+
+    login_manager.unauthorized_handler(unauthorized)
+
+
+def _login_url() -> str:
+    return url_for("auth.login", next=request.full_path.rstrip("?"))

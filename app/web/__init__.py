@@ -1,0 +1,1 @@
+"""Server-rendered pages: settings, dashboard and health."""

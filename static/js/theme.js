@@ -1,0 +1,19 @@
+// Applies a theme change to the open page at once. The server renders data-theme, so a
+// page never loads in the wrong theme; this only reacts to changes made while it is open.
+
+const root = document.documentElement;
+const colorScheme = document.querySelector('meta[name="color-scheme"]');
+
+export function applyTheme(theme) {
+  if (!["light", "dark", "system"].includes(theme)) return;
+  root.dataset.theme = theme;
+  if (colorScheme) {
+    colorScheme.content = theme === "system" ? "light dark" : theme;
+  }
+}
+
+// The settings page's htmx responses announce a saved theme through HX-Trigger.
+document.body.addEventListener("settings-saved", (event) => {
+  const theme = event.detail && event.detail.theme;
+  if (theme) applyTheme(theme);
+});

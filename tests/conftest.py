@@ -1,0 +1,193 @@
+"""Fixtures: a fresh app per test on SQLite and on PostgreSQL, a real Redis, signed-in clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from app import create_app
+from app.auth import service as auth_service
+from app.extensions import db
+
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery"
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail early, and say what to do, when a service the suite needs is not there."""
+    problems = []
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {TEST_REDIS_URL}: {exc}")
+    try:
+        engine = sa.create_engine(TEST_DATABASE_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        problems.append(f"PostgreSQL at {TEST_DATABASE_URL}: {exc.orig}")
+    if problems:
+        pytest.exit(
+            "The tests need a real PostgreSQL and Redis (run `make services`, or set "
+            "TEST_DATABASE_URL / TEST_REDIS_URL):\n  " + "\n  ".join(problems),
+            returncode=3,
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    """A plain client of the test Redis, for inspecting and clearing keys."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    yield client
+    client.close()
+
+
+def database_urls(tmp_path: Any) -> dict[str, str]:
+    """Where each database backend lives for one test."""
+    return {"sqlite": f"sqlite:///{tmp_path / 'test.db'}", "postgresql": TEST_DATABASE_URL}
+
+
+def make_config(database_url: str, prefix: str, **overrides: Any) -> dict[str, Any]:
+    """Configuration of a test app: real services, its own Redis key prefix."""
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "APP_ENV": "testing",
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "CACHE_KEY_PREFIX": prefix,
+        "RATELIMIT_KEY_PREFIX": prefix + "limits",
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that uses the database runs on both backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A Redis key prefix for one test, with its keys deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=prefix + "*", count=500))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Override in a test module to change the app's configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(
+    backend: str, tmp_path: Any, key_prefix: str, config_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    """A fresh app with empty tables on the chosen backend."""
+    url = database_urls(tmp_path)[backend]
+    app = create_app(make_config(url, key_prefix, **config_overrides))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner of ``app``."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., Any]:
+    """Create users with overridable fields; returns the user's id."""
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, password: str = PASSWORD, **fields: Any) -> int:
+        with app.app_context():
+            user = auth_service.create_user(email or f"user{next(counter)}@example.com", password)
+            for name, value in fields.items():
+                setattr(user, name, value)
+            db.session.commit()
+            return int(user.id)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user: Callable[..., int]) -> int:
+    """The id of a plain user, ``user1@example.com``."""
+    return make_user("user1@example.com")
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    """The CSRF token a page hands to its forms and scripts."""
+    html = client.get(path).get_data(as_text=True)
+    match = CSRF_META.search(html) or CSRF_INPUT.search(html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class AuthActions:
+    """Sign in and out through the real pages, as a person would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(
+        self, email: str = "user1@example.com", password: str = PASSWORD, remember: bool = False
+    ) -> Any:
+        data = {"email": email, "password": password, "csrf_token": csrf_token(self.client)}
+        if remember:
+            data["remember"] = "y"
+        return self.client.post("/login", data=data)
+
+    def logout(self) -> Any:
+        token = csrf_token(self.client, "/settings")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Sign-in helper bound to ``client``."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, auth: AuthActions, user: int) -> FlaskClient:
+    """A client signed in as ``user``."""
+    response = auth.login()
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return client
