@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint typecheck markers pytest services translations fmt docs clean
+.PHONY: install run test lint typecheck markers pytest services translations fmt docs clean messages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,9 @@ docs: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+
+## Re-extract translatable strings and merge them into every catalogue.
+messages: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l --no-location --sort-output \
+		-o app/translations/messages.pot .
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location
