@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint typecheck markers pytest services translations fmt docs clean messages
+.PHONY: install run test lint typecheck markers pytest services translations fmt docs clean messages \
+	bench bench-scale bench-faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,3 +63,19 @@ messages: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l --no-location --sort-output \
 		-o app/translations/messages.pot .
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+## Throughput and latency of each scenario against the floor (docs/performance.md).
+bench: install services $(BIN)/.bench-installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## The same with a million users, compared with ten thousand in the same run.
+bench-scale: install services $(BIN)/.bench-installed
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
+
+## Redis killed and hung, PostgreSQL restarted, under mixed load.
+bench-faults: install services $(BIN)/.bench-installed
+	$(BIN)/python -m bench.faults $(BENCH_ARGS)

@@ -18,8 +18,11 @@ elif ! pg_up; then
     bin=$(dirname "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
     dir=$(mktemp -d /tmp/pg-test.XXXXXX)
     echo "services: starting a throwaway PostgreSQL in $dir"
-    "$bin/initdb" -q -A trust -U postgres -D "$dir"
-    "$bin/pg_ctl" -D "$dir" -o "-p $PG_PORT -k $dir -c listen_addresses=$PG_HOST" -l "$dir/log" -w start
+    # PostgreSQL refuses to run as root.
+    as_pg=(); if [[ $(id -u) == 0 ]]; then chown postgres "$dir"; as_pg=(runuser -u postgres --); fi
+    "${as_pg[@]}" "$bin/initdb" --no-sync -A trust -U postgres -D "$dir/data" >/dev/null
+    "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -o "-p $PG_PORT -k $dir -c listen_addresses=$PG_HOST" \
+      -l "$dir/log" -w start
     "$bin/createdb" -h "$PG_HOST" -p "$PG_PORT" -U postgres test
   else
     echo "services: PostgreSQL is not running on $PG_HOST:$PG_PORT and is not installed." >&2

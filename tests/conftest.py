@@ -16,11 +16,15 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
 from app.auth import service as auth_service
-from app.extensions import db
+from app.extensions import db, limiter
 
-TEST_DATABASE_URL = os.environ.get(
+#: The PostgreSQL server to test against; each pytest run gets its own database on it.
+TEST_SERVER_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+#: This run's database, created in ``pytest_configure`` and dropped at the end, so runs
+#: in parallel (two developers, a developer and CI) never share tables.
+TEST_DATABASE_URL = TEST_SERVER_URL
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
 
@@ -30,18 +34,16 @@ CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 def pytest_configure(config: pytest.Config) -> None:
     """Fail early, and say what to do, when a service the suite needs is not there."""
+    global TEST_DATABASE_URL
     problems = []
     try:
         redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2).ping()
     except redis.RedisError as exc:
         problems.append(f"Redis at {TEST_REDIS_URL}: {exc}")
     try:
-        engine = sa.create_engine(TEST_DATABASE_URL)
-        with engine.connect():
-            pass
-        engine.dispose()
+        TEST_DATABASE_URL = _create_run_database()
     except sa.exc.OperationalError as exc:
-        problems.append(f"PostgreSQL at {TEST_DATABASE_URL}: {exc.orig}")
+        problems.append(f"PostgreSQL at {TEST_SERVER_URL}: {exc.orig}")
     if problems:
         pytest.exit(
             "The tests need a real PostgreSQL and Redis (run `make services`, or set "
@@ -50,17 +52,41 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def _server_engine() -> sa.Engine:
+    return sa.create_engine(TEST_SERVER_URL, isolation_level="AUTOCOMMIT")
+
+
+def _create_run_database() -> str:
+    name = f"test_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    engine = _server_engine()
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return sa.make_url(TEST_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Drop this run's database."""
+    if TEST_DATABASE_URL == TEST_SERVER_URL:
+        return
+    name = sa.make_url(TEST_DATABASE_URL).database
+    engine = _server_engine()
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+def database_urls(tmp_path: Any) -> dict[str, str]:
+    """Where each database backend lives for one test."""
+    return {"sqlite": f"sqlite:///{tmp_path / 'test.db'}", "postgresql": TEST_DATABASE_URL}
+
+
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis]:
     """A plain client of the test Redis, for inspecting and clearing keys."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
     yield client
     client.close()
-
-
-def database_urls(tmp_path: Any) -> dict[str, str]:
-    """Where each database backend lives for one test."""
-    return {"sqlite": f"sqlite:///{tmp_path / 'test.db'}", "postgresql": TEST_DATABASE_URL}
 
 
 def make_config(database_url: str, prefix: str, **overrides: Any) -> dict[str, Any]:
@@ -77,6 +103,16 @@ def make_config(database_url: str, prefix: str, **overrides: Any) -> dict[str, A
     }
     config.update(overrides)
     return config
+
+
+def build_app(config: dict[str, Any]) -> Flask:
+    """``create_app`` for tests, with the rate limiter's counters kept apart per app.
+
+    Flask-Limiter is one object per process and keeps the key prefix of the first app it
+    was bound to; a real deployment has one app per process, a test session has hundreds.
+    """
+    limiter._key_prefix = ""
+    return create_app(config)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -107,7 +143,7 @@ def app(
 ) -> Iterator[Flask]:
     """A fresh app with empty tables on the chosen backend."""
     url = database_urls(tmp_path)[backend]
-    app = create_app(make_config(url, key_prefix, **config_overrides))
+    app = build_app(make_config(url, key_prefix, **config_overrides))
     with app.app_context():
         db.drop_all()
         db.create_all()

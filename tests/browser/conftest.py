@@ -14,10 +14,9 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.auth import service as auth_service
 from app.extensions import db
-from tests.conftest import PASSWORD, TEST_DATABASE_URL, make_config
+from tests.conftest import PASSWORD, TEST_DATABASE_URL, build_app, make_config
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
@@ -70,7 +69,7 @@ class LiveServer:
 @pytest.fixture
 def live_app(tmp_path: Path, key_prefix: str) -> Iterator[Flask]:
     """An app on PostgreSQL and Redis with empty tables, for serving to the browser."""
-    app = create_app(make_config(TEST_DATABASE_URL, key_prefix))
+    app = build_app(make_config(TEST_DATABASE_URL, key_prefix))
     with app.app_context():
         db.drop_all()
         db.create_all()

@@ -1,0 +1,193 @@
+"""Registration, sign-in, sign-out, sessions, CSRF and the login rate limit."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import User
+from app.preferences import service
+from tests.conftest import PASSWORD, AuthActions, csrf_token
+
+
+def user_count(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+def register(
+    client: FlaskClient, email: str, password: str = PASSWORD, confirm: str | None = None
+) -> Any:
+    return client.post(
+        "/register",
+        data={
+            "email": email,
+            "password": password,
+            "confirm": password if confirm is None else confirm,
+            "csrf_token": csrf_token(client, "/register"),
+        },
+    )
+
+
+@pytest.mark.parametrize("path", ["/settings", "/dashboard", "/"])
+def test_pages_redirect_anonymous_users_to_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_api_answers_anonymous_users_with_401(client: FlaskClient) -> None:
+    response = client.get("/api/user/settings")
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/login", "/register", "/healthz", "/static/css/app.css"])
+def test_public_pages_need_no_login(client: FlaskClient, path: str) -> None:
+    with client.get(path) as response:
+        assert response.status_code == 200
+
+
+def test_register_signs_in(client: FlaskClient, app: Flask) -> None:
+    response = register(client, "New.Person@Example.com")
+    assert response.status_code == 303
+    assert client.get("/settings").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(User.email)) == "new.person@example.com"
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "confirm", "message"),
+    [
+        ("not-an-email", PASSWORD, None, "Enter a valid email address."),
+        ("a@example.com", "short", None, "Use at least 8 characters."),
+        ("a@example.com", PASSWORD, "different password", "The passwords differ."),
+        ("", PASSWORD, None, "This field is required."),
+    ],
+)
+def test_register_validate_input(
+    client: FlaskClient, app: Flask, email: str, password: str, confirm: str | None, message: str
+) -> None:
+    response = register(client, email, password, confirm)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert user_count(app) == 0
+
+
+def test_register_twice_is_refused_whatever_the_case(
+    client: FlaskClient, app: Flask, user: int
+) -> None:
+    response = register(client, "USER1@example.com")
+    assert response.status_code == 422
+    assert "already exists" in response.get_data(as_text=True)
+    assert user_count(app) == 1
+
+
+def test_login_and_remember_me(client: FlaskClient, auth: AuthActions, user: int) -> None:
+    response = auth.login(remember=True)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/settings"
+    cookies = response.headers.getlist("Set-Cookie")
+    remember = next(c for c in cookies if c.startswith("remember_token="))
+    assert "HttpOnly" in remember and "SameSite=Lax" in remember
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("user1@example.com", "wrong password"), ("nobody@example.com", PASSWORD)],
+)
+def test_failed_login_does_not_reveal_the_email(
+    client: FlaskClient, auth: AuthActions, user: int, email: str, password: str
+) -> None:
+    response = auth.login(email, password)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "Wrong email or password." in body
+    assert client.get("/settings").status_code == 302
+
+
+def test_login_follows_only_local_next(client: FlaskClient, user: int) -> None:
+    for target, expected in [
+        ("/dashboard", "/dashboard"),
+        ("https://evil.example/", "/settings"),
+        ("//evil.example/", "/settings"),
+    ]:
+        token = csrf_token(client)
+        response = client.post(
+            f"/login?next={target}",
+            data={"email": "user1@example.com", "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.headers["Location"] == expected
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/settings")})
+
+
+def test_deactivated_user_cannot_sign_in(
+    client: FlaskClient, auth: AuthActions, app: Flask, user: int
+) -> None:
+    with app.app_context():
+        service.update_account(user, active=False)
+    assert auth.login().status_code == 422
+
+
+def test_login_without_csrf_token_is_refused(client: FlaskClient, user: int) -> None:
+    response = client.post("/login", data={"email": "user1@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "security token" in response.get_data(as_text=True)
+    assert client.get("/settings").status_code == 302
+
+
+def test_logout_is_post_only(signed_in: FlaskClient) -> None:
+    assert signed_in.get("/logout").status_code == 405
+    assert signed_in.get("/settings").status_code == 200
+
+
+def test_logout_refuses_replayed_cookies(client: FlaskClient, auth: AuthActions, user: int) -> None:
+    """A session or remember cookie saved before sign-out is worthless afterwards."""
+    response = auth.login(remember=True)
+    saved = SimpleCookie()
+    for header in response.headers.getlist("Set-Cookie"):
+        saved.load(header)
+    assert client.get("/settings").status_code == 200
+    assert auth.logout().status_code == 303
+    assert client.get("/settings").status_code == 302
+    for name in ("session", "remember_token"):
+        client.set_cookie(name, saved[name].value)
+    assert client.get("/settings").status_code == 302
+    client.delete_cookie("session")
+    assert client.get("/settings").status_code == 302
+
+
+def test_password_change_ends_other_sessions(signed_in: FlaskClient, app: Flask, user: int) -> None:
+    from app.auth import service as auth_service
+
+    with app.app_context():
+        auth_service.change_password(user, "a brand new password")
+    assert signed_in.get("/settings").status_code == 302
+
+
+class TestRateLimit:
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        return {"RATELIMIT_LOGIN": "3 per minute"}
+
+    def test_repeated_failed_logins_are_limited(
+        self, client: FlaskClient, auth: AuthActions, user: int
+    ) -> None:
+        statuses = [auth.login(password="wrong password").status_code for _ in range(4)]
+        assert statuses == [422, 422, 422, 429]
+        response = auth.login()
+        assert response.status_code == 429
+        assert "Too many attempts" in response.get_data(as_text=True)
+
+    def test_successful_logins_do_not_count(
+        self, client: FlaskClient, auth: AuthActions, user: int
+    ) -> None:
+        for _ in range(4):
+            assert auth.login().status_code == 303
+            auth.logout()
