@@ -239,6 +239,9 @@ def flatten(document: Any, *, allow_null: bool = False) -> tuple[dict[str, Any],
                     _take(flat, errors, f"{name}.{child}", child_value)
             else:
                 _add(errors, name, gettext("Must be an object."))
+        elif "." in str(name) or name not in BY_KEY:
+            # Clients nest groups; a dotted name at the top level is not part of the format.
+            _add(errors, _printable(str(name)), gettext("Unknown setting."))
         else:
             _take(flat, errors, str(name), value)
     return flat, errors
