@@ -1,0 +1,187 @@
+"""The settings form, built from the preference registry rather than written key by key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, Field, RadioField, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import ValidationError
+
+from app.preferences import registry
+from app.preferences.registry import PREFERENCES, Preference
+from app.text import gettext, lazy_gettext
+
+#: What a checkbox may send for "on" and for "off"; anything else is a forged value.
+TRUE_VALUES = frozenset({"y", "on", "true", "1"})
+FALSE_VALUES = frozenset({"", "n", "off", "false", "0"})
+
+
+class RegistryCheck:
+    """Validator running the preference's own check, so the page and the API agree."""
+
+    def __init__(self, pref: Preference) -> None:
+        """Check values against ``pref``."""
+        self.pref = pref
+
+    def __call__(self, form: Any, field: Field) -> None:
+        """Raise the registry's message when ``field.data`` is not allowed."""
+        problem = self.pref.check(field.data)
+        if problem:
+            raise ValidationError(problem)
+
+
+class SwitchField(BooleanField):
+    """A checkbox shown as an on/off switch; a value no checkbox sends is kept to fail."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        """Read "on", "off" (absent) or keep the raw string so validation reports it."""
+        raw = str(valuelist[0]).lower() if valuelist else ""
+        value: bool | str = raw
+        if raw in TRUE_VALUES:
+            value = True
+        elif raw in FALSE_VALUES:
+            value = False
+        self.data = value
+
+
+class ThemeField(RadioField):
+    """The theme as a group of radio cards, each with a small preview of its palette."""
+
+
+class TimeZoneField(SelectField):
+    """A time zone select grouped by region, with the device's zone offered by script."""
+
+
+#: Presentation overrides; every other preference is rendered from its type alone.
+WIDGETS: dict[str, type[Field]] = {"theme": ThemeField}
+
+#: Section headings for groups of dotted keys; ungrouped keys share "General".
+SECTION_TITLES: dict[str | None, Any] = {
+    None: lazy_gettext("General"),
+    "notifications": lazy_gettext("Notifications"),
+}
+
+
+def _option_attributes(pref: Preference, value: str) -> dict[str, str]:
+    """Extra attributes of one option: a language's name is marked up in that language."""
+    return {"lang": value} if pref.options is registry.shipped_locales else {}
+
+
+def _choices(pref: Preference) -> Callable[[], list[SelectChoice]]:
+    """Allowed values with their labels, built per form so labels follow the language."""
+
+    def choices() -> list[SelectChoice]:
+        return [
+            SelectChoice(value, pref.label_for(value), _option_attributes(pref, value))
+            for value in pref.allowed()
+        ]
+
+    return choices
+
+
+@cache
+def _zones_by_region() -> tuple[tuple[str | None, tuple[str, ...]], ...]:
+    """Zones grouped by the part before the first "/", zones without one (UTC) last."""
+    regions: dict[str | None, list[str]] = {}
+    for zone in registry.time_zones():
+        region, slash, _ = zone.partition("/")
+        regions.setdefault(region if slash else None, []).append(zone)
+    ordered = sorted(regions.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return tuple((region, tuple(zones)) for region, zones in ordered)
+
+
+def zone_choices() -> list[SelectChoice]:
+    """Time zone options, each under its region's ``<optgroup>``."""
+    other = gettext("Other")
+    return [
+        SelectChoice(zone, zone.replace("_", " "), {}, region or other)
+        for region, zones in _zones_by_region()
+        for zone in zones
+    ]
+
+
+def _field(pref: Preference) -> Field:
+    """The unbound form field of one preference."""
+    common: dict[str, Any] = {
+        "label": pref.label,
+        "description": pref.help,
+        "validators": [RegistryCheck(pref)],
+    }
+    if pref.type == "boolean":
+        return SwitchField(**common)
+    if pref.options is registry.time_zones:
+        return TimeZoneField(choices=zone_choices, validate_choice=False, **common)
+    # Allowed values are checked by the registry, with its messages, not by WTForms.
+    widget = WIDGETS.get(pref.key, SelectField)
+    return widget(choices=_choices(pref), validate_choice=False, **common)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of fields, shown as one card."""
+
+    id: str
+    title: str
+    fields: list[Field]
+
+
+class SettingsFormBase(FlaskForm):
+    """Behaviour shared by the built settings form; the fields come from the registry."""
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> SettingsFormBase:
+        """A form showing effective settings (dotted keys), ignoring any request body."""
+        data = {pref.field_name: values[pref.key] for pref in PREFERENCES}
+        return cls(formdata=None, data=data)
+
+    def preference_fields(self) -> Iterator[tuple[Preference, Field]]:
+        """Each preference with its bound field, in registry order."""
+        for pref in PREFERENCES:
+            yield pref, self[pref.field_name]
+
+    def sections(self) -> list[Section]:
+        """Fields grouped by the first part of their dotted key, in registry order."""
+        grouped: dict[str | None, list[Field]] = {}
+        for pref, field in self.preference_fields():
+            grouped.setdefault(pref.group, []).append(field)
+        return [
+            Section(
+                id=group or "general",
+                title=str(SECTION_TITLES.get(group, group.capitalize() if group else "")),
+                fields=fields,
+            )
+            for group, fields in grouped.items()
+        ]
+
+    def unknown_fields(self, names: Iterable[str]) -> list[str]:
+        """Submitted names that are not fields of this form."""
+        return sorted(set(names) - {field.name for field in self})
+
+    def changes(self) -> dict[str, Any]:
+        """Every preference as submitted, keyed by dotted key."""
+        return {pref.key: field.data for pref, field in self.preference_fields()}
+
+    def add_errors(self, errors: registry.Errors) -> None:
+        """Put the service's errors (dotted keys) beside their fields."""
+        for key, messages in errors.items():
+            pref = registry.BY_KEY.get(key)
+            if pref is None:
+                self.form_errors.extend(messages)
+            else:
+                self[pref.field_name].errors = [*self[pref.field_name].errors, *messages]
+
+
+def build_settings_form() -> type[SettingsFormBase]:
+    """A form class with one field per preference, named by ``Preference.field_name``."""
+    form_class = type("SettingsForm", (SettingsFormBase,), {"__doc__": "The settings form."})
+    for pref in PREFERENCES:
+        setattr(form_class, pref.field_name, _field(pref))
+    return form_class
+
+
+SettingsForm: type[SettingsFormBase] = build_settings_form()
