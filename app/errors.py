@@ -6,9 +6,10 @@ import logging
 
 from flask import Flask, Response, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from app.api.problems import is_api_request, problem
 from app.extensions import login_manager
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def _messages() -> dict[int, str]:
+    """A default message per status, in the request's language."""
     return {
         400: gettext("The request could not be understood."),
         401: gettext("Please sign in to continue."),
@@ -52,11 +54,23 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> ResponseReturnValue:
+        """403 for a missing or wrong CSRF token; 401 on the API when there is no session."""
+        # CSRFProtect runs before the sign-in check, and an anonymous client has no token
+        # either way: telling it to sign in is the answer it can act on.
+        if is_api_request() and not current_user.is_authenticated:
+            return unauthorized()
         detail = gettext("The security token is missing or invalid. Reload the page and try again.")
         return error_response(403, detail)
 
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError) -> ResponseReturnValue:
+        """400 in plain text for a Host header outside ``TRUSTED_HOSTS``."""
+        # No URLs can be built for a host we refuse, so no page either.
+        return Response("Bad request: unknown host.\n", 400, mimetype="text/plain")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
+        """Any HTTP error as a page, or as a problem under /api (405 keeps its Allow)."""
         status = error.code or 500
         detail = error.description if status in (400, 422) and is_api_request() else None
         response = error_response(status, detail)
@@ -68,6 +82,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def database_error(error: DBAPIError) -> ResponseReturnValue:
+        """503 with Retry-After while the database is unreachable."""
         log.error("Database unavailable: %s", error.orig)
         response = error_response(503)
         response.headers["Retry-After"] = "5"
@@ -75,10 +90,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> ResponseReturnValue:
+        """Log anything unexpected and answer 500 without details."""
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(500)
 
     def unauthorized() -> ResponseReturnValue:
+        """401 problem on the API, a redirect to sign in for pages."""
         if is_api_request():
             return problem(401, gettext("Sign in to use the API: no valid session was sent."))
         if is_htmx_request():
@@ -91,4 +108,5 @@ def init_app(app: Flask) -> None:
 
 
 def _login_url() -> str:
+    """The sign-in page, coming back here afterwards."""
     return url_for("auth.login", next=request.full_path.rstrip("?"))

@@ -47,3 +47,40 @@ def problem(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+class ProblemError(Exception):
+    """Raised by a view to answer with a problem document; rendered by the API's handler."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.errors = errors
+        self.headers = headers
+
+    def response(self) -> Response:
+        """The problem document this error stands for."""
+        return problem(
+            self.status, self.detail, slug=self.slug, errors=self.errors, headers=self.headers
+        )
+
+
+def validation_problem(
+    errors: dict[str, list[str]], *, headers: dict[str, str] | None = None
+) -> ProblemError:
+    """A 422 whose ``detail`` names each bad key and its first message."""
+    # Each message is a sentence, so the keys read as a list of sentences.
+    detail = " ".join(
+        f"{key}: {messages[0]}" if key else messages[0] for key, messages in errors.items()
+    )
+    return ProblemError(422, detail, slug="validation", errors=errors, headers=headers)
