@@ -7,6 +7,9 @@ import secrets
 from pathlib import Path
 from typing import Any, ClassVar
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 
@@ -48,20 +51,82 @@ def development_secret_key() -> str:
     return path.read_text().strip()
 
 
-def redis_cache_options(socket_timeout: float) -> dict[str, Any]:
-    """Options for the redis-py client behind Flask-Caching.
+def _env_nodes(name: str) -> list[tuple[str, int]]:
+    """Read ``host:port,host:port`` from the environment."""
+    nodes = []
+    for item in os.environ.get(name, "").split(","):
+        host, _, port = item.strip().rpartition(":")
+        if host and port.isdigit():
+            nodes.append((host, int(port)))
+    return nodes
+
+
+def redis_cache_options(socket_timeout: float, cache_type: str = "RedisCache") -> dict[str, Any]:
+    """Options for the redis-py client behind Flask-Caching's Redis backends.
 
     redis-py waits seconds and retries on a refused or hanging server by default; a cache
     that is slower than the database is worse than none, so every operation gets a short
     timeout and no retries. The circuit breaker in ``preferences.cache`` then stops asking.
     """
-    return {
+    options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": socket_timeout,
-        "retry_on_timeout": False,
-        "retry": None,
         "health_check_interval": 0,
     }
+    if cache_type == "RedisClusterCache":
+        # RedisCluster takes ``retry`` for itself, where ``None`` means three retries with
+        # backoff of up to seconds, and refuses a connection-level one.
+        options["retry"] = Retry(NoBackoff(), 0)
+    else:
+        # For a plain connection ``None`` means no retries at all.
+        options["retry"] = None
+    if cache_type == "RedisSentinelCache":
+        # Flask-Caching hands ``sentinel_*`` options to the connections to the sentinels.
+        options.update(
+            sentinel_socket_timeout=socket_timeout,
+            sentinel_socket_connect_timeout=socket_timeout,
+            sentinel_retry=None,
+        )
+    return options
+
+
+def ratelimit_storage(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where Flask-Limiter keeps its counters: the same Redis as the cache, or memory.
+
+    Short timeouts here too: with ``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED`` a failure makes
+    it count in memory, but only after the failed call has returned.
+    """
+    timeout = values["CACHE_SOCKET_TIMEOUT"]
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": max(timeout, 0.2),
+    }
+    cache_type = values["CACHE_TYPE"]
+    if cache_type == "RedisSentinelCache":
+        hosts = ",".join(f"{host}:{port}" for host, port in values["CACHE_REDIS_SENTINELS"])
+        options["sentinel_kwargs"] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": options["socket_connect_timeout"],
+        }
+        if values.get("CACHE_REDIS_SENTINEL_PASSWORD"):
+            options["sentinel_kwargs"]["password"] = values["CACHE_REDIS_SENTINEL_PASSWORD"]
+        if values.get("CACHE_REDIS_PASSWORD"):
+            options["password"] = values["CACHE_REDIS_PASSWORD"]
+        return f"redis+sentinel://{hosts}/{values['CACHE_REDIS_SENTINEL_MASTER']}", options
+    if cache_type == "RedisClusterCache":
+        options["retry"] = Retry(NoBackoff(), 0)
+        if values.get("CACHE_REDIS_CLUSTER"):
+            return f"redis+cluster://{values['CACHE_REDIS_CLUSTER']}", options
+        url = str(values["CACHE_REDIS_URL"])
+        return "redis+cluster://" + url.partition("://")[2], options
+    if cache_type == "RedisCache":
+        url = values.get("CACHE_REDIS_URL") or "redis://{}:{}/{}".format(
+            values.get("CACHE_REDIS_HOST", "localhost"),
+            values.get("CACHE_REDIS_PORT", 6379),
+            values.get("CACHE_REDIS_DB", 0),
+        )
+        return str(url), options
+    return "memory://", {}
 
 
 class Config:
@@ -73,13 +138,23 @@ class Config:
     SQLALCHEMY_DATABASE_URI: str = database_url(os.environ.get("DATABASE_URL"))
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
 
+    # The settings cache: see docs/caching.md. One Redis (REDIS_URL), Sentinel
+    # (REDIS_SENTINELS) or Cluster (REDIS_CLUSTER); none means an in-process cache.
     REDIS_URL: str | None = os.environ.get("REDIS_URL")
+    REDIS_SENTINELS: ClassVar[list[tuple[str, int]]] = _env_nodes("REDIS_SENTINELS")
+    REDIS_SENTINEL_MASTER: str = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
+    REDIS_CLUSTER: str | None = os.environ.get("REDIS_CLUSTER")
+    REDIS_PASSWORD: str | None = os.environ.get("REDIS_PASSWORD")
+    REDIS_SENTINEL_PASSWORD: str | None = os.environ.get("REDIS_SENTINEL_PASSWORD")
+    # Flask-Caching backend; derived from the variables above unless set explicitly.
+    CACHE_TYPE: str | None = os.environ.get("CACHE_TYPE")
     # Per-operation budget for Redis, in seconds: a slow cache must cost milliseconds.
     CACHE_SOCKET_TIMEOUT: float = _env_float("CACHE_SOCKET_TIMEOUT", 0.05)
     # After a Redis failure, skip the cache for this long before trying again.
     CACHE_RETRY_AFTER: float = _env_float("CACHE_RETRY_AFTER", 5.0)
-    # How long the cache is trusted before pending invalidations are checked again.
-    CACHE_TRUST_TTL: int = int(os.environ.get("CACHE_TRUST_TTL", "30"))
+    # Longest a worker that never saw an outage may trust the cache before it checks the
+    # pending invalidations that other workers recorded; the bound on a stale read.
+    CACHE_TRUST_TTL: float = _env_float("CACHE_TRUST_TTL", 10.0)
     SETTINGS_CACHE_TTL: int = int(os.environ.get("SETTINGS_CACHE_TTL", "300"))
     CACHE_KEY_PREFIX: str = os.environ.get("CACHE_KEY_PREFIX", "")
 
@@ -111,6 +186,9 @@ class Config:
     HSTS_SECONDS: int = int(os.environ.get("HSTS_SECONDS", "0"))
 
     DEMO_USER_EMAIL: str = "demo@example.com"
+    # How often an open dashboard or settings page asks whether another device changed
+    # something; an unchanged answer is a 304.
+    DASHBOARD_POLL_SECONDS: float = _env_float("DASHBOARD_POLL_SECONDS", 10.0)
 
 
 def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,18 +208,38 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         values["SECRET_KEY"] = development_secret_key()
 
     values["SQLALCHEMY_DATABASE_URI"] = database_url(values["SQLALCHEMY_DATABASE_URI"])
-    redis_url = values["REDIS_URL"]
-    if redis_url:
-        values.setdefault("CACHE_TYPE", "RedisCache")
-        values.setdefault("CACHE_REDIS_URL", redis_url)
-        values.setdefault("CACHE_OPTIONS", redis_cache_options(values["CACHE_SOCKET_TIMEOUT"]))
-        values.setdefault("RATELIMIT_STORAGE_URI", redis_url)
-        values.setdefault(
-            "RATELIMIT_STORAGE_OPTIONS",
-            {"socket_timeout": values["CACHE_SOCKET_TIMEOUT"], "socket_connect_timeout": 0.2},
-        )
-    else:
-        values.setdefault("CACHE_TYPE", "SimpleCache")
-        values.setdefault("RATELIMIT_STORAGE_URI", "memory://")
-    values.setdefault("CACHE_DEFAULT_TIMEOUT", values["SETTINGS_CACHE_TTL"])
+    configure_cache(values)
     return values
+
+
+def configure_cache(values: dict[str, Any]) -> None:
+    """Derive Flask-Caching's and Flask-Limiter's settings from ours, keeping explicit ones."""
+    if not values.get("CACHE_TYPE"):
+        if values["REDIS_SENTINELS"]:
+            values["CACHE_TYPE"] = "RedisSentinelCache"
+        elif values["REDIS_CLUSTER"]:
+            values["CACHE_TYPE"] = "RedisClusterCache"
+        elif values["REDIS_URL"]:
+            values["CACHE_TYPE"] = "RedisCache"
+        else:
+            values["CACHE_TYPE"] = "SimpleCache"
+    cache_type = values["CACHE_TYPE"]
+    if cache_type.startswith("Redis"):
+        if values["REDIS_URL"]:
+            values.setdefault("CACHE_REDIS_URL", values["REDIS_URL"])
+        if values["REDIS_PASSWORD"]:
+            values.setdefault("CACHE_REDIS_PASSWORD", values["REDIS_PASSWORD"])
+        values.setdefault("CACHE_REDIS_SENTINELS", values["REDIS_SENTINELS"])
+        values.setdefault("CACHE_REDIS_SENTINEL_MASTER", values["REDIS_SENTINEL_MASTER"])
+        if values["REDIS_SENTINEL_PASSWORD"]:
+            values.setdefault("CACHE_REDIS_SENTINEL_PASSWORD", values["REDIS_SENTINEL_PASSWORD"])
+        if values["REDIS_CLUSTER"]:
+            values.setdefault("CACHE_REDIS_CLUSTER", values["REDIS_CLUSTER"])
+        values.setdefault(
+            "CACHE_OPTIONS", redis_cache_options(values["CACHE_SOCKET_TIMEOUT"], cache_type)
+        )
+    values.setdefault("CACHE_DEFAULT_TIMEOUT", values["SETTINGS_CACHE_TTL"])
+    if "RATELIMIT_STORAGE_URI" not in values:
+        uri, options = ratelimit_storage(values)
+        values["RATELIMIT_STORAGE_URI"] = uri
+        values.setdefault("RATELIMIT_STORAGE_OPTIONS", options)

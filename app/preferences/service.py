@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import PendingInvalidation, User, utcnow
+from app.models import User, utcnow
 from app.preferences import cache, registry
 
 
@@ -157,7 +157,14 @@ def _load_for_cache(user_id: int) -> tuple[int, str] | None:
 def get_snapshot(user_id: int) -> Snapshot | None:
     """A user's snapshot, from the cache when it is warm."""
     payload = cache.read_through(user_id, _load_for_cache)
-    return Snapshot.from_json(payload) if payload else None
+    if payload is None:
+        return None
+    try:
+        return Snapshot.from_json(payload)
+    except (ValueError, KeyError, TypeError):
+        # An entry this release cannot read (another release wrote it): drop it, ask the table.
+        cache.invalidate(user_id)
+        return load_snapshot(user_id)
 
 
 def get_settings(user_id: int) -> Settings:
@@ -219,9 +226,7 @@ def _write(
             values["preferences"] = registry.stored_document(choices)
             values["preferences_updated_at"] = now
         session.execute(update(User).where(User.id == user_id).values(**values))
-        if not cache.available():
-            # Known to be down: record it in the same transaction, so no crash can lose it.
-            session.execute(insert(PendingInvalidation).values(user_id=user_id))
+        recorded = cache.record_pending_in(user_id)
         session.commit()
     except BaseException:
         session.rollback()
@@ -235,7 +240,7 @@ def _write(
         choices=choices,
         updated_at=values.get("preferences_updated_at", current.updated_at),
     )
-    cache.store(user_id, written.version, written.to_json())
+    cache.store(user_id, written.version, written.to_json(), recorded=recorded)
     return written
 
 

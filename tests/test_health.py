@@ -1,0 +1,84 @@
+"""``/healthz``: the database and the cache, for load balancers and operators."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import db, limiter
+from tests.conftest import build_app, make_config
+
+
+@pytest.fixture
+def limiter_recovers() -> Iterator[None]:
+    """Flask-Limiter remembers a dead storage process-wide; later tests get a live one."""
+    yield
+    limiter._storage_dead = False
+
+
+def test_healthy_with_redis(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "database": {"status": "ok"},
+        "cache": {
+            "backend": "redis",
+            "breaker": "closed",
+            "status": "ok",
+            "pending_invalidations": 0,
+        },
+    }
+
+
+@pytest.mark.parametrize("config_overrides", [{"REDIS_URL": None}])
+def test_healthy_with_the_in_process_cache(client: FlaskClient) -> None:
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "ok"
+    assert body["cache"] == {"backend": "in-process", "status": "ok", "pending_invalidations": 0}
+
+
+@pytest.mark.usefixtures("limiter_recovers")
+@pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
+def test_cache_down_is_degraded_but_serving(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        response = client.get("/healthz")
+        # A degraded cache does not take the instance out of the load balancer.
+        assert response.status_code == 200
+        body = response.get_json()
+        assert body["status"] == "degraded"
+        assert body["database"] == {"status": "ok"}
+        assert body["cache"]["status"] == "degraded"
+        assert body["cache"]["breaker"] == "open"
+    warnings = [r for r in caplog.records if r.name == "app.preferences.cache"]
+    assert len(warnings) == 1
+
+
+def test_database_down_is_503(key_prefix: str) -> None:
+    app: Flask = build_app(
+        make_config("postgresql+psycopg://postgres@127.0.0.1:1/none", key_prefix)
+    )
+    try:
+        response = app.test_client().get("/healthz")
+        assert response.status_code == 503
+        body = response.get_json()
+        assert body["status"] == "down"
+        assert body["database"]["status"] == "down"
+        assert body["cache"]["status"] == "ok"
+        assert body["cache"]["pending_invalidations"] is None
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_healthz_needs_no_sign_in(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content_type.startswith("application/json")
