@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import math
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from app.preferences import registry
+from app.preferences.service import Settings
 
 bp = Blueprint("dashboard", __name__)
 
 
+def poll_milliseconds() -> int:
+    """The poll interval for ``data-poll-ms``, from ``DASHBOARD_POLL_SECONDS``."""
+    seconds = float(current_app.config["DASHBOARD_POLL_SECONDS"])
+    # Below a tenth of a second a poll is a busy loop, whatever the configuration says.
+    return max(100, round(seconds * 1000))
+
+
+def value_labels() -> dict[str, dict[str, str]]:
+    """Display names of every choice, by dotted key, in the request's language.
+
+    The client renders values it receives from the API with these, so no English is
+    hard-coded in JavaScript and a new choice in the registry needs no client change.
+    """
+    return {
+        pref.key: {value: pref.label_for(value) for value in pref.allowed()}
+        for pref in registry.PREFERENCES
+        if pref.type == "choice"
+    }
+
+
 @bp.get("/dashboard")
 def index() -> ResponseReturnValue:
-    """The dashboard shell; ``static/js/dashboard.js`` fills it from the API."""
-    return render_template("dashboard/index.html")
+    """The dashboard shell, already showing the settings; ``dashboard.js`` keeps it live."""
+    # The session's cached snapshot, so a warm cache means no SQL for this page.
+    settings: Settings = current_user.settings
+    document: dict[str, Any] = settings.as_json()
+    poll_ms = poll_milliseconds()
+    return render_template(
+        "dashboard/index.html",
+        settings=settings,
+        document=document,
+        labels=value_labels(),
+        themes=registry.BY_KEY["theme"].allowed(),
+        poll_ms=poll_ms,
+        poll_seconds=max(1, math.ceil(poll_ms / 1000)),
+    )
