@@ -1,0 +1,351 @@
+"""``make bench``: throughput and latency of each scenario against the floor, side by side.
+
+Serves the app and the floor (bench/floor.py) with the same gunicorn set-up, signs in a few
+dozen users through the real login form, drives load from a separate process with wrk, and
+interleaves the runs (floor, app, floor, app) so machine drift hurts neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    ROOT,
+    Session,
+    ensure_services,
+    ensure_wrk,
+    flask_env,
+    gunicorn,
+    log,
+    prepare_database,
+    sign_in,
+)
+
+SCENARIOS = {
+    "warm_get": ("GET /api/user/settings, warm cache", {200}),
+    "cold_get": ("GET /api/user/settings, cache disabled", {200}),
+    "conditional_get": ("GET with If-None-Match (304)", {304}),
+    "patch": ("PATCH /api/user/settings", {200}),
+    "settings_page": ("GET /settings", {200}),
+    "htmx_save": ("htmx save of one field", {200}),
+}
+TARGETS = {
+    "warm_get": 0.9,
+    "conditional_get": 0.9,
+    "patch": 0.6,
+    "settings_page": 0.5,
+}
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+HTMX_FIELD = "notifications__digest"
+HTMX_PATH = "/settings/notifications__digest"
+RESULTS_DIR = ROOT / "bench" / "results"
+
+
+@dataclass
+class Run:
+    """One wrk run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    statuses: dict[str, int]
+
+
+@dataclass
+class Figure:
+    """Every run of one scenario on one server."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        """Median requests per second."""
+        return statistics.median(run.rps for run in self.runs)
+
+    @property
+    def p50_ms(self) -> float:
+        """Median of the runs' medians."""
+        return statistics.median(run.p50_ms for run in self.runs)
+
+    @property
+    def p99_ms(self) -> float:
+        """Worst p99 of the runs."""
+        return max(run.p99_ms for run in self.runs)
+
+
+def write_sessions(sessions: list[Session], directory: Path, name: str) -> Path:
+    """The sessions file the wrk script reads."""
+    path = directory / f"{name}.tsv"
+    path.write_text("".join(f"{s.cookie}\t{s.csrf}\t{s.etag}\n" for s in sessions))
+    return path
+
+
+def run_wrk(
+    wrk: str, base_url: str, scenario: str, sessions: Path, args: argparse.Namespace, seconds: float
+) -> Run:
+    """Drive one scenario for ``seconds`` and parse wrk's report."""
+    command = [
+        wrk,
+        f"--threads={args.threads}",
+        f"--connections={args.connections}",
+        f"--duration={max(1, round(seconds))}s",
+        "--timeout=10s",
+        f"--script={ROOT / 'bench' / 'scenarios.lua'}",
+        base_url,
+        "--",
+        scenario,
+        str(sessions),
+        HTMX_PATH,
+        HTMX_FIELD,
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    statuses: dict[str, int] = {}
+    result: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("STATUSES"):
+            for pair in line.split()[1:]:
+                code, count = pair.split("=")
+                statuses[code] = int(count)
+        elif line.startswith("RESULT"):
+            for pair in line.split()[1:]:
+                key, value = pair.split("=")
+                result[key] = float(value)
+    errors = int(result.get("socket_errors", 0))
+    if errors:
+        statuses["socket-error"] = errors
+    return Run(
+        rps=result["rps"],
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        requests=int(result["requests"]),
+        statuses=statuses,
+    )
+
+
+def refresh_etags(base_url: str, sessions: list[Session]) -> list[Session]:
+    """Current ETags, so the conditional GET really answers 304."""
+    import urllib.request
+
+    fresh = []
+    for session in sessions:
+        request = urllib.request.Request(
+            f"{base_url}/api/user/settings", headers={"Cookie": session.cookie}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            etag = response.headers.get("ETag", "")
+        fresh.append(Session(session.email, session.cookie, session.csrf, etag))
+    return fresh
+
+
+def sql_per_request(database_url: str) -> dict[str, float]:
+    """SQL statements per request of each scenario, counted in-process with SQLAlchemy events."""
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.sqlcount", database_url, REDIS_URL],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout
+    return {key: float(value) for key, value in json.loads(output).items()}
+
+
+def redis_memory_per_user(sessions: list[Session]) -> int:
+    """Bytes Redis uses for one cached user (``MEMORY USAGE`` of the key)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    sizes = [
+        client.memory_usage(key) or 0 for key in client.scan_iter(match="user_settings:[0-9]*")
+    ]
+    client.close()
+    return int(statistics.median(sizes)) if sizes else 0
+
+
+def main() -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=40, help="signed-in users driving load")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="A B pairs per scenario")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
+    args = parser.parse_args()
+    scenarios = [name for name in args.scenarios.split(",") if name]
+
+    ensure_services()
+    wrk = ensure_wrk()
+    database = prepare_database(f"bench_{args.users}", args.users)
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = flask_env(database, REDIS_URL)
+    cold_env = flask_env(database, REDIS_URL, CACHE_TYPE="NullCache")
+    floor_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    results: dict[str, dict[str, Figure]] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        gunicorn("app", "wsgi:app", env, args.workers) as app,
+        gunicorn("cold", "wsgi:app", cold_env, args.workers) as cold,
+        gunicorn("floor", "bench.floor:app", floor_env, args.workers) as floor,
+    ):
+        directory = Path(tmp)
+        step = max(1, args.users // args.sessions)
+        emails = [f"bench{1 + i * step}@example.com" for i in range(args.sessions)]
+        log(f"signing in {len(emails)} users through the login form")
+        app_sessions = [sign_in(app.url, email) for email in emails]
+        cold_sessions = [sign_in(cold.url, email) for email in emails]
+        floor_sessions = [sign_in(floor.url, email, floor=True) for email in emails]
+        servers = {
+            "floor": (floor, floor_sessions),
+            "app": (app, app_sessions),
+        }
+        for name in scenarios:
+            label = SCENARIOS[name][0]
+            log(f"scenario {name}: {label}")
+            results[name] = {"floor": Figure(), "app": Figure()}
+            for round_ in range(args.rounds):
+                for role in ("floor", "app"):
+                    server, sessions = servers[role]
+                    if name == "cold_get" and role == "app":
+                        server, sessions = cold, cold_sessions
+                    if name == "conditional_get":
+                        sessions = refresh_etags(server.url, sessions)
+                    path = write_sessions(sessions, directory, f"{role}-{name}")
+                    if round_ == 0:
+                        run_wrk(wrk, server.url, name, path, args, 1)  # warm-up, not counted
+                    run = run_wrk(wrk, server.url, name, path, args, args.seconds)
+                    results[name][role].runs.append(run)
+                    log(
+                        f"  {role:5} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.1f} ms  {run.statuses}"
+                    )
+        memory = redis_memory_per_user(app_sessions)
+    sql = sql_per_request(database)
+
+    problems = check_statuses(results)
+    report = render(results, sql, memory, args)
+    print(report)
+    payload = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "figures": {
+            name: {role: [asdict(run) for run in figure.runs] for role, figure in roles.items()}
+            for name, roles in results.items()
+        },
+        "sql_per_request": sql,
+        "redis_bytes_per_user": memory,
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    target = args.json or RESULTS_DIR / f"bench-{args.users}.json"
+    target.write_text(json.dumps(payload, indent=2))
+    chart_path = args.chart or RESULTS_DIR / f"bench-{args.users}.png"
+    chart(results, args.users, chart_path)
+    log(f"results written to {target} and {chart_path}")
+    if problems:
+        print("\nREFUSED: unexpected responses:\n  " + "\n  ".join(problems))
+        return 1
+    return 0
+
+
+def chart(results: dict[str, dict[str, Figure]], users: int, path: Path) -> None:
+    """Bar chart of requests per second per scenario, app beside floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    labels = [SCENARIOS[name][0].replace(", ", "\n") for name in names]
+    app = [results[name]["app"].rps for name in names]
+    floor = [results[name]["floor"].rps for name in names]
+    positions = range(len(names))
+    figure, axes = plt.subplots(figsize=(11, 5.2), dpi=110)
+    width = 0.38
+    axes.bar([p - width / 2 for p in positions], floor, width, label="floor", color="#9aa5b4")
+    bars = axes.bar([p + width / 2 for p in positions], app, width, label="app", color="#1d4ed8")
+    for bar, name in zip(bars, names, strict=True):
+        ratio = results[name]["app"].rps / results[name]["floor"].rps
+        axes.annotate(
+            f"{ratio:.2f}x",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    axes.set_xticks(list(positions), labels, fontsize=8)
+    axes.set_ylabel("requests per second")
+    axes.set_title(f"App against the floor, {users:,} users, gunicorn with 2 sync workers")
+    axes.legend()
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def check_statuses(results: dict[str, dict[str, Figure]]) -> list[str]:
+    """Every response must be the status its scenario expects; list the exceptions."""
+    problems = []
+    for name, roles in results.items():
+        expected = {str(code) for code in SCENARIOS[name][1]}
+        for role, figure in roles.items():
+            for run in figure.runs:
+                unexpected = {k: v for k, v in run.statuses.items() if k not in expected}
+                if unexpected:
+                    problems.append(f"{name} on {role}: {unexpected}")
+    return problems
+
+
+def render(
+    results: dict[str, dict[str, Figure]],
+    sql: dict[str, float],
+    memory: int,
+    args: argparse.Namespace,
+) -> str:
+    """The Markdown table of the run."""
+    lines = [
+        f"users: {args.users:,}; gunicorn sync workers: {args.workers}; wrk: {args.threads} "
+        f"threads, {args.connections} connections, {args.rounds} x {args.seconds:.0f} s per "
+        "server per scenario, interleaved",
+        "",
+        "| scenario | app req/s | floor req/s | ratio | target | app p50 ms | app p99 ms "
+        "| floor p99 ms | SQL/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, roles in results.items():
+        app, floor = roles["app"], roles["floor"]
+        ratio = app.rps / floor.rps if floor.rps else 0.0
+        target = TARGETS.get(name)
+        verdict = ""
+        if target is not None:
+            verdict = f"{target:.1f}x {'met' if ratio >= target else 'MISSED'}"
+        if name == "cold_get" and "warm_get" in results:
+            warm = results["warm_get"]["app"].rps
+            verdict = (
+                f"0.8x warm: {app.rps / warm:.2f}x {'met' if app.rps >= 0.8 * warm else 'MISSED'}"
+            )
+        lines.append(
+            f"| {SCENARIOS[name][0]} | {app.rps:,.0f} | {floor.rps:,.0f} | {ratio:.2f}x | "
+            f"{verdict} | {app.p50_ms:.1f} | {app.p99_ms:.1f} | {floor.p99_ms:.1f} | "
+            f"{sql.get(name, float('nan')):.2f} |"
+        )
+    lines += ["", f"Redis memory per cached user: {memory} bytes (MEMORY USAGE of one key)"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

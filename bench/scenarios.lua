@@ -1,0 +1,75 @@
+-- wrk script for every benchmark scenario. Arguments: scenario name, sessions file, htmx path,
+-- htmx field name. Each request takes the next signed-in session in turn, and every response
+-- status is counted so the runner can refuse a run with unexpected answers.
+
+local sessions = {}
+local scenario, htmx_path, htmx_field
+local counter = 0
+statuses = {}
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  scenario = args[1]
+  htmx_path = args[3]
+  htmx_field = args[4]
+  for line in io.lines(args[2]) do
+    local cookie, csrf, etag = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)")
+    table.insert(sessions, { cookie = cookie, csrf = csrf, etag = etag })
+  end
+  counter = math.random(#sessions)
+end
+
+function request()
+  counter = counter + 1
+  local s = sessions[(counter % #sessions) + 1]
+  local headers = { Cookie = s.cookie }
+  local flip = (math.floor(counter / #sessions) % 2 == 0)
+  if scenario == "warm_get" or scenario == "cold_get" then
+    return wrk.format("GET", "/api/user/settings", headers)
+  elseif scenario == "conditional_get" then
+    headers["If-None-Match"] = s.etag
+    return wrk.format("GET", "/api/user/settings", headers)
+  elseif scenario == "patch" then
+    headers["X-CSRFToken"] = s.csrf
+    headers["Content-Type"] = "application/json"
+    local theme = flip and "light" or "dark"
+    return wrk.format("PATCH", "/api/user/settings", headers, '{"theme": "' .. theme .. '"}')
+  elseif scenario == "settings_page" then
+    return wrk.format("GET", "/settings", headers)
+  elseif scenario == "htmx_save" then
+    headers["X-CSRFToken"] = s.csrf
+    headers["HX-Request"] = "true"
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    local digest = flip and "daily" or "weekly"
+    return wrk.format("POST", htmx_path, headers, htmx_field .. "=" .. digest)
+  end
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    local counts = thread:get("statuses")
+    for code, n in pairs(counts) do
+      merged[code] = (merged[code] or 0) + n
+    end
+  end
+  io.write("STATUSES")
+  for code, n in pairs(merged) do
+    io.write(" " .. code .. "=" .. n)
+  end
+  io.write("\n")
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT rps=%.2f p50_us=%.0f p99_us=%.0f requests=%d socket_errors=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), summary.requests,
+    e.connect + e.read + e.write + e.timeout))
+end

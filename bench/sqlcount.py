@@ -1,0 +1,85 @@
+"""SQL statements per request of each benchmark scenario, counted with SQLAlchemy events.
+
+Runs the real app in-process against the benchmark database and Redis; prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from sqlalchemy import event
+
+from app import create_app
+from app.extensions import db
+from bench.common import CSRF_META, PASSWORD
+
+REQUESTS = 50
+
+
+def main(database_url: str, redis_url: str) -> None:
+    """Count statements over ``REQUESTS`` requests per scenario, after one warm-up each."""
+    app = create_app(
+        {
+            "APP_ENV": "development",
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "sql-count"),
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "RATELIMIT_LOGIN": "100000 per minute",
+        }
+    )
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post(
+        "/login", data={"email": "bench2@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    match = CSRF_META.search(client.get("/settings").get_data(as_text=True))
+    csrf = match.group(1) if match else ""
+    etag = client.get("/api/user/settings").headers.get("ETag", "")
+    count = 0
+
+    def counter(*_: object) -> None:
+        nonlocal count
+        count += 1
+
+    flip = iter(range(10**6))
+    scenarios = {
+        "warm_get": lambda: client.get("/api/user/settings"),
+        "conditional_get": lambda: client.get(
+            "/api/user/settings",
+            headers={"If-None-Match": client.get("/api/user/settings").headers["ETag"]},
+        ),
+        "patch": lambda: client.patch(
+            "/api/user/settings",
+            json={"theme": "dark" if next(flip) % 2 else "light"},
+            headers={"X-CSRFToken": csrf},
+        ),
+        "settings_page": lambda: client.get("/settings"),
+        "htmx_save": lambda: client.post(
+            "/settings/notifications__digest",
+            data={"notifications__digest": "daily" if next(flip) % 2 else "weekly"},
+            headers={"X-CSRFToken": csrf, "HX-Request": "true"},
+        ),
+    }
+    del etag
+    results: dict[str, float] = {}
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", counter)
+    for name, call in scenarios.items():
+        call()
+        count = 0
+        for _ in range(REQUESTS):
+            call()
+        results[name] = count / REQUESTS
+    # The conditional GET above pays for the plain GET that fetched its ETag; it is warm too.
+    with app.app_context():
+        db.engine.dispose()
+    results["cold_get"] = float("nan")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
