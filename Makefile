@@ -19,7 +19,7 @@ install: $(BIN)/.installed translations
 ## Compile the message catalogues (the .mo files are build output, not committed).
 translations: $(BIN)/.installed
 	@if ls app/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
-		$(BIN)/pybabel compile --use-fuzzy -q -d app/translations; fi
+		$(BIN)/pybabel -q compile -d app/translations; fi
 
 ## Serve on http://127.0.0.1:5000 with SQLite and an in-process cache, after creating a demo user.
 run: install
@@ -62,7 +62,7 @@ clean:
 messages: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l --no-location --sort-output \
 		-o app/translations/messages.pot .
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
