@@ -32,17 +32,19 @@ preferences_cli = AppGroup("preferences", help="Preference registry tools.")
     confirmation_prompt=True,
     help="Prompted for when not given.",
 )
-def create_user(email: str, password: str) -> None:
+@click.option("--admin", is_flag=True, help="Let the user open the read-only admin pages.")
+def create_user(email: str, password: str, admin: bool) -> None:
     """Create a user who can sign in with EMAIL."""
     if len(password) < auth.MIN_PASSWORD_LENGTH:
         raise click.ClickException(
             f"The password needs at least {auth.MIN_PASSWORD_LENGTH} characters."
         )
     try:
-        user = auth.create_user(email, password)
+        user = auth.create_user(email, password, is_admin=admin)
     except auth.EmailTaken as exc:
         raise click.ClickException(f"A user with the email {email} already exists.") from exc
-    click.echo(f"Created user {user.email} (id {user.id}).")
+    role = "admin" if admin else "user"
+    click.echo(f"Created {role} {user.email} (id {user.id}).")
 
 
 def _find(email: str) -> User:
@@ -66,6 +68,22 @@ def activate_user(email: str) -> None:
     """Let a deactivated EMAIL sign in again."""
     preferences.update_account(_find(email).id, active=True)
     click.echo(f"Activated {email}.")
+
+
+@user_cli.command("promote")
+@click.argument("email")
+def promote_user(email: str) -> None:
+    """Let EMAIL open the read-only admin pages, from their next request."""
+    preferences.update_account(_find(email).id, is_admin=True)
+    click.echo(f"{email} is now an admin.")
+
+
+@user_cli.command("demote")
+@click.argument("email")
+def demote_user(email: str) -> None:
+    """Take the admin pages away from EMAIL, from their next request."""
+    preferences.update_account(_find(email).id, is_admin=False)
+    click.echo(f"{email} is no longer an admin.")
 
 
 @user_cli.command("demo")
@@ -98,6 +116,20 @@ def preferences_docs(check: bool, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     click.echo(f"Wrote {output}.")
+
+
+@preferences_cli.command("prune-history")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Keep this many days of history; defaults to HISTORY_RETENTION_DAYS.",
+)
+def prune_history(days: int | None) -> None:
+    """Delete change history older than the retention period and say how many entries went."""
+    keep = days if days is not None else int(current_app.config["HISTORY_RETENTION_DAYS"])
+    deleted = preferences.prune_history(keep)
+    click.echo(f"Deleted {deleted} history entries older than {keep} days.")
 
 
 def init_app(app: Flask) -> None:

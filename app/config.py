@@ -185,6 +185,10 @@ class Config:
     ] or None
     HSTS_SECONDS: int = int(os.environ.get("HSTS_SECONDS", "0"))
 
+    # How long the change history keeps an entry; `flask preferences prune-history` deletes
+    # older ones (run it daily from cron or a scheduler).
+    HISTORY_RETENTION_DAYS: int = int(os.environ.get("HISTORY_RETENTION_DAYS", "365"))
+
     DEMO_USER_EMAIL: str = "demo@example.com"
     # How often an open dashboard or settings page asks whether another device changed
     # something; an unchanged answer is a 304.

@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, func, true
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    false,
+    func,
+    true,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +44,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # May open the read-only admin pages; set by ``flask user promote`` or ``create --admin``.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     preferences: Mapped[dict[str, Any]] = mapped_column(
         PreferencesJSON, default=dict, server_default="{}"
     )
@@ -56,6 +69,52 @@ class PendingInvalidation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+#: A history value: SQL NULL, not JSON ``null``, stands for "unset" (the default applies).
+ChangeValue = JSON(none_as_null=True)
+
+
+class PreferenceChange(Base):
+    """One changed dotted key of one user: the stored value before and after, and its path.
+
+    ``old`` is NULL when the key was unset (the default applied), ``new`` when it was reset.
+    """
+
+    __tablename__ = "preference_changes"
+    # "The latest changes of one user" walks this index backwards from the newest id.
+    __table_args__ = (Index("ix_preference_changes_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    old: Mapped[Any | None] = mapped_column(ChangeValue)
+    new: Mapped[Any | None] = mapped_column(ChangeValue)
+    #: Where the change came from: ``page``, ``api``, ``reset``, ``import``, ``cli``...
+    source: Mapped[str] = mapped_column(String(16))
+    # Pruning by age scans this index, not the whole table.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), index=True
+    )
+
+
+class AdminView(Base):
+    """An administrator opened one user's page: the audit log admins see."""
+
+    __tablename__ = "admin_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The record outlives the admin's account, which is why it is kept without an id.
+    admin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    admin_email: Mapped[str] = mapped_column(String(254))
+    viewed_user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -86,6 +145,11 @@ class SessionUser:
     def is_active(self) -> bool:
         """Whether the account may sign in."""
         return self.snapshot.active
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user may open the admin pages; from the snapshot, so no SQL."""
+        return self.snapshot.is_admin
 
     @property
     def settings(self) -> Settings:

@@ -16,7 +16,13 @@ def test_upgrade_matches_models_and_downgrade_empties(app: Flask) -> None:
         db.drop_all()
         upgrade()
         tables = set(inspect(db.engine).get_table_names())
-        assert {"users", "pending_cache_invalidations", "alembic_version"} <= tables
+        assert {
+            "users",
+            "pending_cache_invalidations",
+            "preference_changes",
+            "admin_views",
+            "alembic_version",
+        } <= tables
         with db.engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
         assert differences == []

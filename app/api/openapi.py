@@ -7,6 +7,7 @@ from typing import Any
 from app.api.problems import MEDIA_TYPE
 from app.preferences import schema
 from app.preferences.registry import GROUPS, PREFERENCES
+from app.preferences.service import EXPORT_FORMAT, EXPORT_VERSION, SOURCES
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -27,6 +28,11 @@ ERROR_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "503": ("The database is briefly unavailable.", PROBLEM_REF),
 }
 READ_ERRORS = ("401", "500", "503")
+#: The same patterns and limits the views enforce (``app.api.routes``).
+CURSOR_PATTERN = "^[0-9a-z]{1,12}$"
+IMPORT_ERRORS = ("400", "401", "403", "415", "422", "500", "503")
+#: A stored value, as history and imports report it: ``null`` means "the default".
+ANY_VALUE = {"type": ["string", "boolean", "null"]}
 WRITE_ERRORS = ("400", "401", "403", "412", "413", "415", "422", "500", "503")
 
 
@@ -48,10 +54,98 @@ def _with_updated_at(settings: dict[str, Any], *, read: bool) -> dict[str, Any]:
     return settings
 
 
+def _version_0_settings() -> dict[str, Any]:
+    """Settings as version 0 documents held them: nested, ``notifications`` maybe a boolean."""
+    settings = schema.settings_schema(partial=True)
+    group = settings["properties"]["notifications"]
+    settings["properties"]["notifications"] = {
+        "anyOf": [group, {"type": "boolean", "description": "Every notification on or off."}]
+    }
+    return settings
+
+
+def _export_document(version: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """An exported settings document of ``version``."""
+    return {
+        "type": "object",
+        "properties": {
+            "format": {"const": EXPORT_FORMAT},
+            "version": {"const": version},
+            "exported_at": {
+                "type": ["string", "null"],
+                "description": "When the file was made (UTC); informative only.",
+            },
+            "settings": settings,
+        },
+        "required": ["format", "version", "settings"],
+        "additionalProperties": False,
+    }
+
+
+def _transfer_schemas() -> dict[str, Any]:
+    """History, export and import bodies."""
+    return {
+        "HistoryItem": {
+            "type": "object",
+            "properties": {
+                "key": {"type": "string", "description": "The dotted key that changed."},
+                "old": {**ANY_VALUE, "description": "The stored value before; null: default."},
+                "new": {**ANY_VALUE, "description": "The stored value after; null: default."},
+                "source": {
+                    "type": "string",
+                    "description": "Where the change came from: " + ", ".join(SOURCES) + ".",
+                },
+                "at": {"type": "string", "format": "date-time", "description": "UTC."},
+            },
+            "required": ["key", "old", "new", "source", "at"],
+        },
+        "HistoryPage": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _ref("schemas/HistoryItem")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next, older page; null at the end.",
+                },
+            },
+            "required": ["items", "next_cursor"],
+        },
+        "ExportDocument": _export_document(EXPORT_VERSION, schema.settings_schema(partial=True)),
+        "ImportDocument": {
+            "description": "An exported document; older versions are upgraded on import.",
+            "oneOf": [
+                _ref("schemas/ExportDocument"),
+                _export_document(0, _version_0_settings()),
+            ],
+        },
+        "ImportResult": {
+            "type": "object",
+            "properties": {
+                "dry_run": {"type": "boolean"},
+                "changed": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "key": {"type": "string"},
+                            "old": ANY_VALUE,
+                            "new": ANY_VALUE,
+                        },
+                        "required": ["key", "old", "new"],
+                    },
+                },
+                "settings": _ref("schemas/Settings"),
+            },
+            "required": ["dry_run", "changed", "settings"],
+        },
+    }
+
+
 def _schemas() -> dict[str, Any]:
     """Body schemas: settings from the registry, reset request, problems."""
     setting_names = [pref.key for pref in PREFERENCES] + sorted(GROUPS)
     return {
+        **_transfer_schemas(),
         "Settings": _with_updated_at(schema.settings_schema(), read=True),
         "SettingsUpdate": _with_updated_at(schema.settings_schema(partial=True), read=False),
         "SettingsPatch": _with_updated_at(
@@ -142,6 +236,14 @@ def _components() -> dict[str, Any]:
                 }
                 for status, (description, ref) in ERROR_DESCRIPTIONS.items()
             },
+            "BadQuery": {
+                "description": "A query parameter is not valid.",
+                "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+            },
+            "ImportTooLarge": {
+                "description": "The document is over 64 KiB.",
+                "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+            },
             "Settings": {
                 "description": "The effective settings and their ETag.",
                 "headers": {
@@ -196,6 +298,90 @@ def _json_body(schema_name: str, *media_types: str, required: bool = True) -> di
     }
 
 
+def _transfer_paths() -> dict[str, Any]:
+    """History, export and import operations."""
+    string = {"type": "string"}
+    return {
+        "/user/settings/history": {
+            "get": {
+                "operationId": "get_history",
+                "summary": "The user's changes, newest first, a page at a time",
+                "parameters": [
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                        "description": "The `next_cursor` of the previous page; opaque.",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of changes.",
+                        "content": {"application/json": {"schema": _ref("schemas/HistoryPage")}},
+                    },
+                    "400": _ref("responses/BadQuery"),
+                    **_errors(READ_ERRORS),
+                },
+            }
+        },
+        "/user/settings/export": {
+            "get": {
+                "operationId": "export_settings",
+                "summary": "Download the user's explicit choices as a versioned document",
+                "responses": {
+                    "200": {
+                        "description": "The document, as an attachment.",
+                        "headers": {
+                            "Content-Disposition": {
+                                "required": True,
+                                "schema": string,
+                                "description": 'attachment; filename="settings-<date>.json"',
+                            }
+                        },
+                        "content": {"application/json": {"schema": _ref("schemas/ExportDocument")}},
+                    },
+                    **_errors(READ_ERRORS),
+                },
+            }
+        },
+        "/user/settings/import": {
+            "post": {
+                "operationId": "import_settings",
+                "summary": (
+                    "Replace the user's choices with an exported document's (keys it does not "
+                    "hold go back to their default); all or nothing"
+                ),
+                "security": [{"session": [], "csrf": []}],
+                "parameters": [
+                    {
+                        "name": "dry_run",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                        "description": "1 or true: report what would change, change nothing.",
+                    }
+                ],
+                "requestBody": _json_body("ImportDocument", "application/json"),
+                "responses": {
+                    "200": {
+                        "description": "What changed (or would), and the settings after.",
+                        "content": {"application/json": {"schema": _ref("schemas/ImportResult")}},
+                    },
+                    "413": _ref("responses/ImportTooLarge"),
+                    **_errors(IMPORT_ERRORS),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document, served at ``/api/openapi.json``."""
     read_security: list[dict[str, list[str]]] = [{"session": []}]
@@ -216,6 +402,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/api"}],
         "security": read_security,
         "paths": {
+            **_transfer_paths(),
             "/user/settings": {
                 "get": {
                     "operationId": "get_settings",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -31,11 +32,39 @@ _NO_BODY = object()
 #: Versions start at 1: what If-Match asks for when none of its tags can match.
 NO_VERSION = 0
 
+#: An exported document may be larger than a settings body (``MAX_CONTENT_LENGTH``).
+IMPORT_MAX_BYTES = 64 * 1024
+#: ``?dry_run=`` values, false ones first.
+DRY_RUN_VALUES = {"0": False, "false": False, "1": True, "true": True}
+#: History cursors are the last id of a page in base 36: opaque, short, URL-safe. The
+#: OpenAPI document publishes the same pattern, searched with the same (Python) semantics.
+CURSOR_PATTERN = openapi.CURSOR_PATTERN
+CURSOR_BASE = 36
+HISTORY_MAX_LIMIT = 100
+#: The largest id an ``INTEGER`` column holds.
+MAX_ID = 2**31 - 1
+
 
 @bp.errorhandler(ProblemError)
 def problem_error(error: ProblemError) -> ResponseReturnValue:
     """The problem document a view raised."""
     return error.response()
+
+
+@bp.url_value_preprocessor
+def _import_body_limit(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Give the import its larger body limit, or refuse it, before anything reads the body.
+
+    URL value preprocessors run before every ``before_request`` function, and CSRFProtect,
+    one of those, reads the form and with it the body's length.
+
+    :raise ProblemError: 413 for a declared length over ``IMPORT_MAX_BYTES``.
+    """
+    if endpoint != "api.import_settings":
+        return
+    if (request.content_length or 0) > IMPORT_MAX_BYTES:
+        raise import_too_large()
+    request.max_content_length = IMPORT_MAX_BYTES
 
 
 @bp.get("/user/settings")
@@ -73,7 +102,13 @@ def reset_settings() -> ResponseReturnValue:
     current: Settings = current_user.settings
     expected = _expected_version(current)
     try:
-        settings = service.reset_settings(current.user_id, keys, expected_version=expected)
+        settings = service.reset_settings(
+            current.user_id,
+            keys,
+            expected_version=expected,
+            known=current_user.snapshot,
+            source="reset",
+        )
     except registry.ValidationError as exc:
         raise validation_problem(exc.errors) from exc
     except service.VersionMismatch as exc:
@@ -81,6 +116,64 @@ def reset_settings() -> ResponseReturnValue:
     except service.UserNotFound as exc:
         raise _account_gone() from exc
     return _settings_response(settings)
+
+
+@bp.get("/user/settings/history")
+def get_history() -> ResponseReturnValue:
+    """The user's changes, newest first, a page at a time: ``items`` and ``next_cursor``."""
+    limit = _limit_arg()
+    before_id = _cursor_arg()
+    # One more than asked for says whether another page follows.
+    changes = service.history(current_user.id, before_id=before_id, limit=limit + 1)
+    items = changes[:limit]
+    more = len(changes) > limit
+    response = jsonify(
+        {
+            "items": [change.as_json() for change in items],
+            "next_cursor": encode_cursor(items[-1].id) if more else None,
+        }
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/user/settings/export")
+def export_settings() -> ResponseReturnValue:
+    """A download of the user's explicit choices as a versioned JSON document."""
+    try:
+        document = service.export_document(current_user.id)
+    except service.UserNotFound as exc:
+        raise _account_gone() from exc
+    body = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    response = Response(body, mimetype="application/json")
+    day = str(document["exported_at"])[:10]
+    response.headers["Content-Disposition"] = f'attachment; filename="settings-{day}.json"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/user/settings/import")
+def import_settings() -> ResponseReturnValue:
+    """Replace the user's choices with an exported document's; what changed (or would)."""
+    dry_run = _dry_run_arg()
+    document = read_import_body()
+    try:
+        result = service.import_document(
+            current_user.id, document, dry_run=dry_run, known=current_user.snapshot
+        )
+    except registry.ValidationError as exc:
+        raise validation_problem(exc.errors) from exc
+    except service.UserNotFound as exc:
+        raise _account_gone() from exc
+    response = jsonify(
+        {
+            "dry_run": result.dry_run,
+            "changed": [change.as_diff() for change in result.changes],
+            "settings": result.settings.as_json(),
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/user/settings/schema")
@@ -113,7 +206,12 @@ def _write_document(*, merge_patch: bool) -> ResponseReturnValue:
     document = _without_read_only(document, merge_patch=merge_patch)
     try:
         settings = service.update_from_document(
-            current.user_id, document, merge_patch=merge_patch, expected_version=expected
+            current.user_id,
+            document,
+            merge_patch=merge_patch,
+            expected_version=expected,
+            known=current_user.snapshot,
+            source="api",
         )
     except registry.ValidationError as exc:
         raise validation_problem(exc.errors) from exc
@@ -122,6 +220,118 @@ def _write_document(*, merge_patch: bool) -> ResponseReturnValue:
     except service.UserNotFound as exc:
         raise _account_gone() from exc
     return _settings_response(settings)
+
+
+def encode_cursor(last_id: int) -> str:
+    """The cursor of the page after the entry ``last_id``."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        last_id, digit = divmod(last_id, CURSOR_BASE)
+        text = digits[digit] + text
+        if not last_id:
+            return text
+
+
+def _cursor_arg() -> int | None:
+    """The id ``?cursor=`` stands for, or ``None`` for the first page.
+
+    :raise ProblemError: 400 for a cursor this API did not hand out.
+    """
+    cursor = request.args.get("cursor")
+    if cursor is None:
+        return None
+    if not re.search(CURSOR_PATTERN, cursor):
+        raise ProblemError(
+            400,
+            gettext("The cursor is not valid: use the next_cursor of a previous page."),
+            slug="bad-cursor",
+        )
+    # Ids are 32-bit; a larger cursor is past every entry, which is where the list starts.
+    return min(int(cursor.strip(), CURSOR_BASE), MAX_ID)
+
+
+def _limit_arg() -> int:
+    """``?limit=``: how many entries a history page holds.
+
+    :raise ProblemError: 400 for anything but a whole number from 1 to 100.
+    """
+    raw = request.args.get("limit")
+    if raw is None:
+        return service.HISTORY_PAGE
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= HISTORY_MAX_LIMIT):
+        raise ProblemError(
+            400,
+            gettext("The limit must be a whole number from 1 to %(max)d.", max=HISTORY_MAX_LIMIT),
+            slug="bad-limit",
+        )
+    return int(raw)
+
+
+def _dry_run_arg() -> bool:
+    """``?dry_run=``: report what an import would change without changing it.
+
+    :raise ProblemError: 400 for a value other than 1, true, 0 or false.
+    """
+    raw = request.args.get("dry_run")
+    if raw is None:
+        return False
+    if raw not in DRY_RUN_VALUES:
+        raise ProblemError(400, gettext("dry_run must be 1, true, 0 or false."), slug="bad-dry-run")
+    return DRY_RUN_VALUES[raw]
+
+
+def import_too_large() -> ProblemError:
+    """413 for an import over ``IMPORT_MAX_BYTES``."""
+    return ProblemError(
+        413,
+        gettext(
+            "The file is too large: an exported settings document is at most %(size)d KiB.",
+            size=IMPORT_MAX_BYTES // 1024,
+        ),
+        slug="import-too-large",
+    )
+
+
+def read_import_body() -> Any:
+    """The body of an import, parsed as JSON, up to ``IMPORT_MAX_BYTES`` instead of 16 KiB.
+
+    :raise ProblemError: 413 over the limit, 415 not sent as JSON, 400 not valid JSON.
+    """
+    # The limit itself was raised before CSRFProtect ran (``_import_body_limit``).
+    try:
+        return _read_json(JSON_TYPES)
+    except RequestEntityTooLarge as exc:
+        raise import_too_large() from exc
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse JSON strictly: no ``NaN``, no repeated member names, numbers as ``Decimal``.
+
+    :raise ValueError: with a message saying what is wrong and where.
+    """
+    try:
+        # Decimal keeps 1e999 finite; no float is a valid value, so validation refuses it.
+        return json.loads(
+            data.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=Decimal,
+            object_pairs_hook=_unique_members,
+        )
+    except json.JSONDecodeError as exc:
+        reason = gettext(
+            "%(message)s at line %(line)d, column %(column)d",
+            message=exc.msg,
+            line=exc.lineno,
+            column=exc.colno,
+        )
+    except UnicodeDecodeError:
+        reason = gettext("the body is not UTF-8")
+    except RecursionError:
+        reason = gettext("it is nested too deeply")
+    except ValueError as exc:
+        reason = str(exc)
+    raise ValueError(reason)
 
 
 def _reject_constant(name: str) -> Any:
@@ -172,31 +382,13 @@ def _read_json(accepted: frozenset[str], *, optional: bool = False) -> Any:
             else None,
         )
     try:
-        # Decimal keeps 1e999 finite; no float is a valid value, so validation refuses it.
-        return json.loads(
-            data.decode("utf-8"),
-            parse_constant=_reject_constant,
-            parse_float=Decimal,
-            object_pairs_hook=_unique_members,
-        )
-    except json.JSONDecodeError as exc:
-        reason = gettext(
-            "%(message)s at line %(line)d, column %(column)d",
-            message=exc.msg,
-            line=exc.lineno,
-            column=exc.colno,
-        )
-    except UnicodeDecodeError:
-        reason = gettext("the body is not UTF-8")
-    except RecursionError:
-        reason = gettext("it is nested too deeply")
+        return parse_json(data)
     except ValueError as exc:
-        reason = str(exc)
-    raise ProblemError(
-        400,
-        gettext("The body is not valid JSON: %(reason)s.", reason=reason),
-        slug="malformed-json",
-    )
+        raise ProblemError(
+            400,
+            gettext("The body is not valid JSON: %(reason)s.", reason=str(exc)),
+            slug="malformed-json",
+        ) from exc
 
 
 def _without_read_only(document: Any, *, merge_patch: bool) -> Any:

@@ -33,12 +33,15 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(email: str, password: str) -> User:
+def create_user(email: str, password: str, *, is_admin: bool = False) -> User:
     """Create an active user with no preferences chosen yet.
 
+    :param is_admin: may open the read-only admin pages.
     :raise EmailTaken: the email is in use, whatever its case.
     """
-    user = User(email=normalize_email(email), password_hash=hash_password(password))
+    user = User(
+        email=normalize_email(email), password_hash=hash_password(password), is_admin=is_admin
+    )
     db.session.add(user)
     try:
         db.session.commit()

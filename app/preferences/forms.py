@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from flask_babel import get_locale
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import BooleanField, Field, RadioField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
+from wtforms.widgets import Select
 
 from app.preferences import registry
 from app.preferences.registry import PREFERENCES, Preference
@@ -53,8 +56,36 @@ class ThemeField(RadioField):
     """The theme as a group of radio cards, each with a small preview of its palette."""
 
 
+class CachedOptionsSelect(Select):
+    """A ``<select>`` whose long option list is rendered once per language, then reused.
+
+    Rendering some 600 time zones through WTForms took most of the settings page's time;
+    the list changes only with the language and the attributes, so per request only the
+    ``selected`` mark is applied.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing rendered."""
+        super().__init__()
+        self._rendered: dict[tuple[str, tuple[tuple[str, Any], ...]], Markup] = {}
+
+    def __call__(self, field: Field, **kwargs: Any) -> Markup:
+        """The select with ``field.data`` selected."""
+        key = (str(get_locale()), tuple(sorted(kwargs.items())))
+        unselected = self._rendered.get(key)
+        if unselected is None:
+            rendered: Markup = super().__call__(field, **kwargs)
+            unselected = rendered.replace(Markup("<option selected "), Markup("<option "))
+            self._rendered[key] = unselected
+        option = Markup('<option value="{}">').format(field.data)
+        chosen = Markup('<option selected value="{}">').format(field.data)
+        return unselected.replace(option, chosen, 1)
+
+
 class TimeZoneField(SelectField):
     """A time zone select grouped by region, with the device's zone offered by script."""
+
+    widget = CachedOptionsSelect()
 
 
 #: Presentation overrides; every other preference is rendered from its type alone.

@@ -241,7 +241,7 @@ def flatten(document: Any, *, allow_null: bool = False) -> tuple[dict[str, Any],
                 _add(errors, name, gettext("Must be an object."))
         elif "." in str(name) or name not in BY_KEY:
             # Clients nest groups; a dotted name at the top level is not part of the format.
-            _add(errors, _printable(str(name)), gettext("Unknown setting."))
+            _add(errors, printable(str(name)), gettext("Unknown setting."))
         else:
             _take(flat, errors, str(name), value)
     return flat, errors
@@ -253,14 +253,14 @@ def _group_keys(group: str) -> list[str]:
 
 def _take(flat: dict[str, Any], errors: Errors, key: str, value: Any) -> None:
     if key not in BY_KEY:
-        _add(errors, _printable(key), gettext("Unknown setting."))
+        _add(errors, printable(key), gettext("Unknown setting."))
     elif isinstance(value, dict | list):
         _add(errors, key, gettext("Must be a single value, not an object or a list."))
     else:
         flat[key] = value
 
 
-def _printable(key: str) -> str:
+def printable(key: str) -> str:
     """An unknown key as it may be echoed back: bounded, so a huge key is not mirrored."""
     return key if len(key) <= MAX_STRING_LENGTH else key[:MAX_STRING_LENGTH] + "…"
 
@@ -277,7 +277,7 @@ def validate(changes: Mapping[str, Any], *, allow_null: bool = False) -> dict[st
     for key, value in changes.items():
         pref = BY_KEY.get(key)
         if pref is None:
-            _add(errors, _printable(key), gettext("Unknown setting."))
+            _add(errors, printable(key), gettext("Unknown setting."))
             continue
         if value is None and allow_null:
             cleaned[key] = None
@@ -325,7 +325,7 @@ def validate_keys(keys: Iterable[Any]) -> list[str]:
         elif isinstance(key, str) and key in GROUPS:
             found.extend(_group_keys(key))
         else:
-            _add(errors, _printable(str(key)), gettext("Unknown setting."))
+            _add(errors, printable(str(key)), gettext("Unknown setting."))
     if errors:
         raise ValidationError(errors)
     return list(dict.fromkeys(found))

@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 
 from app.extensions import db
-from app.models import User, utcnow
+from app.models import PreferenceChange, User, utcnow
 from app.preferences import cache, registry
+from app.text import gettext
+
+#: Where a change may come from, as recorded in the history.
+SOURCES = ("page", "api", "reset", "import", "admin", "cli", "other")
+
+#: The ``format`` and newest ``version`` of an exported settings document.
+EXPORT_FORMAT = "user-settings"
+EXPORT_VERSION = 1
+#: Members an exported document may have; ``exported_at`` is informative only.
+EXPORT_MEMBERS = frozenset({"format", "version", "exported_at", "settings"})
+
+#: How many history entries one page holds unless the caller asks for another number.
+HISTORY_PAGE = 20
 
 
 class UserNotFound(Exception):
@@ -41,6 +54,7 @@ class Snapshot:
     version: int
     choices: dict[str, Any]
     updated_at: datetime | None
+    is_admin: bool = False
 
     def to_json(self) -> str:
         """Serialise for the cache."""
@@ -53,6 +67,7 @@ class Snapshot:
                 "version": self.version,
                 "choices": self.choices,
                 "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "admin": self.is_admin,
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -71,6 +86,8 @@ class Snapshot:
             version=data["version"],
             choices=data["choices"],
             updated_at=datetime.fromisoformat(updated_at) if updated_at else None,
+            # Entries written before the flag existed describe non-admins.
+            is_admin=bool(data.get("admin", False)),
         )
 
     @property
@@ -103,12 +120,53 @@ class Settings:
     def as_json(self) -> dict[str, Any]:
         """The API representation: groups nested, plus ``updated_at`` in UTC."""
         body = registry.nest(self.values)
-        body["updated_at"] = (
-            self.updated_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            if self.updated_at
-            else None
-        )
+        body["updated_at"] = _utc_text(self.updated_at)
         return body
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as the API writes every time."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a user's history: a dotted key's stored value before and after.
+
+    ``None`` on either side means "not stored": the default applied, or applies again.
+    """
+
+    id: int
+    key: str
+    old: Any
+    new: Any
+    source: str
+    at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The API representation: ``key``, ``old``, ``new``, ``source``, ``at`` (UTC)."""
+        return {
+            "key": self.key,
+            "old": self.old,
+            "new": self.new,
+            "source": self.source,
+            "at": _utc_text(self.at),
+        }
+
+    def as_diff(self) -> dict[str, Any]:
+        """What an import reports per key: ``key``, ``old``, ``new``."""
+        return {"key": self.key, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import changed (or, for a dry run, would change), and the settings after."""
+
+    changes: list[Change]
+    settings: Settings
+    dry_run: bool
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -126,6 +184,7 @@ _COLUMNS = (
     User.version,
     User.preferences,
     User.preferences_updated_at,
+    User.is_admin,
 )
 
 
@@ -138,6 +197,7 @@ def _snapshot_from_row(row: Any) -> Snapshot:
         version=row.version,
         choices=registry.upgrade(row.preferences),
         updated_at=_aware(row.preferences_updated_at),
+        is_admin=row.is_admin,
     )
 
 
@@ -197,35 +257,125 @@ def _lock_user(user_id: int) -> Snapshot:
     return _snapshot_from_row(row)
 
 
+def _compare_and_set(known: Snapshot, choices: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Write ``values`` if the row is still at ``known.version``: one statement, no lock.
+
+    The cached snapshot a request already holds is usually current, so most writes need a
+    single ``UPDATE`` instead of a locked read and an update. When another write got there
+    first, nothing changes and the caller falls back to the locked path.
+    """
+    session = db.session
+    result = session.execute(
+        update(User).where(User.id == known.user_id, User.version == known.version).values(**values)
+    )
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        session.rollback()
+        return False
+    return True
+
+
+def _new_values(
+    current: Snapshot, choices: dict[str, Any], columns: dict[str, Any]
+) -> dict[str, Any]:
+    """The columns a write sets: the next version, the choices if they changed, ``columns``."""
+    values: dict[str, Any] = {"version": current.version + 1, **columns}
+    if choices != current.choices:
+        values["preferences"] = registry.stored_document(choices)
+        values["preferences_updated_at"] = utcnow()
+    return values
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Each dotted key whose stored choice differs between ``old`` and ``new``, in key order.
+
+    ``None`` stands for "not stored" (the default applies) on either side. The ``Change``
+    objects carry no id, source or time: they describe a write that may not happen yet.
+    """
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        # ``True == 1`` in Python; a stored value of another type is a real change.
+        if before != after or type(before) is not type(after):
+            changes.append(Change(id=0, key=key, old=before, new=after, source="", at=None))
+    return changes
+
+
+def _record_changes(
+    user_id: int, old: Mapping[str, Any], new: Mapping[str, Any], source: str, at: datetime
+) -> None:
+    """Add a history row per changed key to the write's open transaction."""
+    rows = [
+        {
+            "user_id": user_id,
+            "key": c.key,
+            "old": c.old,
+            "new": c.new,
+            "source": source,
+            "created_at": at,
+        }
+        for c in changed_keys(old, new)
+    ]
+    if rows:
+        db.session.execute(insert(PreferenceChange), rows)
+
+
 def _write(
     user_id: int,
     change: Callable[[dict[str, Any]], dict[str, Any]],
     expected_version: int | None,
     account: Callable[[Snapshot], dict[str, Any]] | None = None,
+    known: Snapshot | None = None,
+    source: str = "other",
 ) -> Snapshot:
-    """Apply ``change`` to a user's stored choices under a lock; all or nothing.
+    """Apply ``change`` to a user's stored choices, all or nothing, losing no other write.
 
-    The cache is refreshed after the commit, so no reader can see the new entry before the
-    database has it. ``account`` returns other columns to write in the same statement.
+    With ``known`` (the snapshot the request holds) the write is first tried as a
+    compare-and-set on its version; otherwise, or if the row moved on, the row is read under
+    a lock. The cache is refreshed after the commit, so no reader can see the new entry
+    before the database has it. ``account`` returns other columns to write in the same
+    statement. Each changed key is added to the history, tagged with ``source``, in the
+    same transaction: no change without its history row, no row without its change.
 
     :raise VersionMismatch: ``expected_version`` is given and is not the current version.
     """
     session = db.session
     try:
-        current = _lock_user(user_id)
-        if expected_version is not None and expected_version != current.version:
-            raise VersionMismatch(current.settings)
-        choices = change(dict(current.choices))
-        columns = account(current) if account else {}
-        if choices == current.choices and not columns:
-            session.rollback()
-            return current
-        now = utcnow()
-        values: dict[str, Any] = {"version": current.version + 1, **columns}
-        if choices != current.choices:
-            values["preferences"] = registry.stored_document(choices)
-            values["preferences_updated_at"] = now
-        session.execute(update(User).where(User.id == user_id).values(**values))
+        values: dict[str, Any] | None = None
+        current: Snapshot | None = known
+        if (
+            known is not None
+            and known.user_id == user_id
+            and expected_version
+            in (
+                None,
+                known.version,
+            )
+        ):
+            choices = change(dict(known.choices))
+            columns = account(known) if account else {}
+            # A write that looks like a no-op against the cache is confirmed under the lock:
+            # a stale cache must never swallow a real change.
+            if choices != known.choices or columns:
+                values = _new_values(known, choices, columns)
+                if not _compare_and_set(known, choices, values):
+                    values = None
+        if values is None or current is None:
+            current = _lock_user(user_id)
+            if expected_version is not None and expected_version != current.version:
+                raise VersionMismatch(current.settings)
+            choices = change(dict(current.choices))
+            columns = account(current) if account else {}
+            if choices == current.choices and not columns:
+                session.rollback()
+                return current
+            values = _new_values(current, choices, columns)
+            session.execute(update(User).where(User.id == user_id).values(**values))
+        # Either path knows exactly what the row held before: ``current`` is the snapshot
+        # the compare-and-set matched, or the row as read under the lock.
+        if "preferences_updated_at" in values:
+            _record_changes(
+                user_id, current.choices, choices, source, values["preferences_updated_at"]
+            )
         recorded = cache.record_pending_in(user_id)
         session.commit()
     except BaseException:
@@ -239,18 +389,27 @@ def _write(
         version=values["version"],
         choices=choices,
         updated_at=values.get("preferences_updated_at", current.updated_at),
+        is_admin=values.get("is_admin", current.is_admin),
     )
     cache.store(user_id, written.version, written.to_json(), recorded=recorded)
     return written
 
 
 def update_settings(
-    user_id: int, changes: Mapping[str, Any], *, expected_version: int | None = None
+    user_id: int,
+    changes: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+    known: Snapshot | None = None,
+    source: str = "other",
 ) -> Settings:
     """Save dotted ``changes``; a ``None`` value resets that key. Other keys keep their value.
 
     Everything is validated before anything is written, so a bad value saves nothing.
 
+    :param known: the snapshot the caller already holds (the signed-in user's), which lets
+        most writes skip the locked read; never trusted beyond its version.
+    :param source: where the change comes from, recorded in the history (``SOURCES``).
     :raise registry.ValidationError: with a message per dotted key.
     :raise VersionMismatch: the settings changed since ``expected_version``.
     """
@@ -264,7 +423,7 @@ def update_settings(
                 choices[key] = value
         return choices
 
-    return _write(user_id, merge, expected_version).settings
+    return _write(user_id, merge, expected_version, known=known, source=source).settings
 
 
 def update_from_document(
@@ -273,24 +432,39 @@ def update_from_document(
     *,
     merge_patch: bool = False,
     expected_version: int | None = None,
+    known: Snapshot | None = None,
+    source: str = "other",
 ) -> Settings:
     """Save a settings object as the API receives it (groups nested).
 
     :param merge_patch: JSON Merge Patch meaning, where ``null`` resets a key or a group.
     """
     cleaned = registry.validate_document(document, allow_null=merge_patch)
-    return update_settings(user_id, cleaned, expected_version=expected_version)
+    return update_settings(
+        user_id, cleaned, expected_version=expected_version, known=known, source=source
+    )
 
 
 def reset_settings(
-    user_id: int, keys: Iterable[Any] | None = None, *, expected_version: int | None = None
+    user_id: int,
+    keys: Iterable[Any] | None = None,
+    *,
+    expected_version: int | None = None,
+    known: Snapshot | None = None,
+    source: str = "reset",
 ) -> Settings:
     """Put every key, or only ``keys`` (dotted, or group names), back to its default.
 
     :raise registry.ValidationError: a key that does not exist.
     """
     names = registry.validate_keys(keys) if keys is not None else list(registry.BY_KEY)
-    return update_settings(user_id, dict.fromkeys(names), expected_version=expected_version)
+    return update_settings(
+        user_id,
+        dict.fromkeys(names),
+        expected_version=expected_version,
+        known=known,
+        source=source,
+    )
 
 
 def update_account(
@@ -299,6 +473,7 @@ def update_account(
     active: bool | None = None,
     password_hash: str | None = None,
     sign_out: bool = False,
+    is_admin: bool | None = None,
 ) -> None:
     """Change account columns and refresh the cached snapshot, effective on the next request.
 
@@ -312,8 +487,175 @@ def update_account(
             values["active"] = active
         if password_hash is not None:
             values["password_hash"] = password_hash
+        if is_admin is not None and is_admin != current.is_admin:
+            values["is_admin"] = is_admin
         if sign_out or password_hash is not None:
             values["auth_version"] = current.auth_version + 1
         return values
 
     _write(user_id, lambda choices: choices, None, columns)
+
+
+def history(
+    user_id: int, *, before_id: int | None = None, limit: int = HISTORY_PAGE
+) -> list[Change]:
+    """A user's changes, newest first: at most ``limit``, older than ``before_id`` if given."""
+    statement = (
+        select(PreferenceChange)
+        .where(PreferenceChange.user_id == user_id)
+        .order_by(PreferenceChange.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        statement = statement.where(PreferenceChange.id < before_id)
+    rows = db.session.scalars(statement).all()
+    changes = [
+        Change(
+            id=row.id,
+            key=row.key,
+            old=row.old,
+            new=row.new,
+            source=row.source,
+            at=_aware(row.created_at),
+        )
+        for row in rows
+    ]
+    # Reads must not hold a transaction past their statement.
+    db.session.rollback()
+    return changes
+
+
+def prune_history(days: int) -> int:
+    """Delete history entries older than ``days`` days, of every user; how many went."""
+    cutoff = utcnow() - timedelta(days=days)
+    try:
+        result = db.session.execute(
+            delete(PreferenceChange).where(PreferenceChange.created_at < cutoff)
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+def exportable(choices: Mapping[str, Any]) -> dict[str, Any]:
+    """The choices worth exporting: those the registry still accepts, so they import back."""
+    return {
+        key: value
+        for key, value in choices.items()
+        if key in registry.BY_KEY and registry.BY_KEY[key].check(value) is None
+    }
+
+
+def export_document(user_id: int) -> dict[str, Any]:
+    """A versioned document of the user's explicit choices (groups nested), for download.
+
+    :raise UserNotFound: no such user.
+    """
+    snapshot = load_snapshot(user_id)
+    if snapshot is None:
+        raise UserNotFound(user_id)
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": _utc_text(utcnow()),
+        "settings": registry.nest(dict(sorted(exportable(snapshot.choices).items()))),
+    }
+
+
+def read_export(document: Any) -> dict[str, Any]:
+    """The choices an exported document holds, flat and dotted, upgraded and validated.
+
+    Version 0 documents hold settings as the first release stored them (groups nested,
+    ``notifications`` possibly a bare boolean); ``registry.upgrade`` reads them as it reads
+    old rows. Version 1 documents hold settings as the API speaks them.
+
+    :raise registry.ValidationError: messages keyed by ``format``, ``version``, another
+        unknown member, or the dotted setting key, like a ``PUT``.
+    """
+    if not isinstance(document, dict):
+        raise registry.ValidationError(
+            {"": [gettext("The file must hold a JSON object: an exported settings document.")]}
+        )
+    errors: registry.Errors = {}
+    for name in document:
+        if name not in EXPORT_MEMBERS:
+            errors[registry.printable(str(name))] = [gettext("Unknown member.")]
+    if document.get("format") != EXPORT_FORMAT:
+        errors["format"] = [
+            gettext(
+                'This is not an exported settings document: "format" must be "%(format)s".',
+                format=EXPORT_FORMAT,
+            )
+        ]
+    version: Any = document.get("version")
+    # ``True`` is an ``int`` in Python, but not a version.
+    if type(version) is not int or not 0 <= version <= EXPORT_VERSION:
+        errors["version"] = [
+            gettext(
+                "Unknown version %(version)s: this app reads versions 0 to %(newest)d.",
+                version=json.dumps(version, default=str)[:20],
+                newest=EXPORT_VERSION,
+            )
+        ]
+    exported_at = document.get("exported_at")
+    if exported_at is not None and not isinstance(exported_at, str):
+        errors["exported_at"] = [gettext("Must be a string or null.")]
+    settings: Any = document.get("settings")
+    if not isinstance(settings, dict):
+        errors["settings"] = [gettext("Must be an object.")]
+    if errors:
+        raise registry.ValidationError(errors)
+    if version == 0:
+        # Version 0 nested groups too; a dotted or version member was never part of it.
+        problems: registry.Errors = {
+            registry.printable(name): [gettext("Unknown setting.")]
+            for name in settings
+            if "." in name or name == registry.VERSION_FIELD
+        }
+        # Only groups nest; upgrade would flatten any other object into nothing at all.
+        problems.update(
+            {
+                registry.printable(name): [
+                    gettext("Must be a single value, not an object or a list.")
+                ]
+                for name, value in settings.items()
+                if isinstance(value, dict) and name not in registry.GROUPS
+            }
+        )
+        if problems:
+            raise registry.ValidationError(problems)
+        # Version 0 carried no version field of its own: upgrade reads it as the oldest.
+        return registry.validate(registry.upgrade(settings))
+    return registry.validate_document(settings)
+
+
+def import_document(
+    user_id: int, document: Any, *, dry_run: bool = False, known: Snapshot | None = None
+) -> ImportResult:
+    """Replace a user's choices with those of an exported document, all or nothing.
+
+    Keys the document does not hold go back to their default: after an import the user's
+    choices are exactly the document's. A dry run reports the same changes, writes nothing.
+
+    :raise registry.ValidationError: the document is not one this app can read; nothing
+        was changed.
+    :raise UserNotFound: no such user.
+    """
+    choices = read_export(document)
+    if dry_run:
+        current = load_snapshot(user_id)
+        if current is None:
+            raise UserNotFound(user_id)
+        after = replace(current, choices=choices)
+        return ImportResult(changed_keys(current.choices, choices), after.settings, True)
+    seen: list[dict[str, Any]] = []
+
+    def swap(stored: dict[str, Any]) -> dict[str, Any]:
+        # Called again under the lock when the compare-and-set lost: keep the last view.
+        seen.append(dict(stored))
+        return dict(choices)
+
+    written = _write(user_id, swap, None, known=known, source="import")
+    return ImportResult(changed_keys(seen[-1], written.choices), written.settings, False)

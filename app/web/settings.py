@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
 from flask_login import current_user
+from werkzeug.datastructures import FileStorage
 
+from app.api.routes import IMPORT_MAX_BYTES, import_too_large, parse_json
 from app.errors import error_response
 from app.htmx import is_htmx_request, render_page_or_fragment, trigger
 from app.preferences import registry, service
 from app.preferences.forms import SettingsForm, SettingsFormBase
 from app.preferences.registry import Preference
-from app.text import gettext
+from app.text import gettext, ngettext
+from app.web import changes
 
 bp = Blueprint("settings", __name__)
 
@@ -22,9 +26,42 @@ PAGE = "settings/index.html"
 FORM = "settings/_form.html"
 FIELD = "settings/_field.html"
 LAST_SAVED = "settings/_last_saved.html"
+HISTORY = "settings/_history.html"
+HISTORY_PAGE = "settings/history.html"
+IMPORT = "settings/_import.html"
+
+#: Body limits of the import pages: the upload holds a file of up to ``IMPORT_MAX_BYTES``
+#: plus multipart framing; the confirm step carries the document form-encoded, where a
+#: quote takes three bytes. Both are over the app-wide ``MAX_CONTENT_LENGTH``.
+BODY_LIMITS = {
+    "settings.import_preview": IMPORT_MAX_BYTES + 8 * 1024,
+    "settings.import_confirm": 3 * IMPORT_MAX_BYTES + 8 * 1024,
+}
 
 #: How many characters of a submitted field name are echoed back in a message.
 MAX_ECHO = 40
+
+
+@bp.url_value_preprocessor
+def _raise_body_limit(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Allow the import pages their larger bodies.
+
+    URL value preprocessors run before every ``before_request`` function, so the limit is
+    in place before CSRFProtect parses the form.
+    """
+    limit = BODY_LIMITS.get(endpoint or "")
+    if limit is not None:
+        request.max_content_length = limit
+
+
+@dataclass
+class ImportState:
+    """An uploaded document on its way in: its problems, or the changes it would make."""
+
+    errors: list[str] = field(default_factory=list)
+    changes: list[changes.ChangeRow] = field(default_factory=list)
+    #: The document as uploaded, carried by the confirm form in a hidden field.
+    document: str = ""
 
 
 @bp.get("/settings")
@@ -50,7 +87,9 @@ def save() -> ResponseReturnValue:
             key: value for key, value in form.changes().items() if value != settings.values[key]
         }
         try:
-            saved = service.update_settings(current_user.id, changes)
+            saved = service.update_settings(
+                current_user.id, changes, known=current_user.snapshot, source="page"
+            )
         except registry.ValidationError as exc:
             form.add_errors(exc.errors)
         else:
@@ -72,7 +111,9 @@ def save_field(field_name: str) -> ResponseReturnValue:
     if not field.validate(submitted):
         return _rejected(pref, list(field.errors))
     try:
-        saved = service.update_settings(current_user.id, {pref.key: field.data})
+        saved = service.update_settings(
+            current_user.id, {pref.key: field.data}, known=current_user.snapshot, source="page"
+        )
     except registry.ValidationError as exc:
         return _rejected(pref, [text for messages in exc.errors.values() for text in messages])
     return _saved(pref, saved)
@@ -84,6 +125,121 @@ def last_saved() -> ResponseReturnValue:
     settings = current_user.settings
     form = SettingsForm.from_settings(settings.values)
     return render_page_or_fragment(PAGE, LAST_SAVED, form=form, settings=settings)
+
+
+@bp.get("/settings/history")
+def history() -> ResponseReturnValue:
+    """The latest changes: the list alone for htmx, which refreshes it after each save."""
+    recent = changes.rows(service.history(current_user.id, limit=changes.RECENT))
+    return render_page_or_fragment(HISTORY_PAGE, HISTORY, history=recent)
+
+
+@bp.post("/settings/import")
+def import_preview() -> ResponseReturnValue:
+    """Check an uploaded export and show what importing it would change, with a confirm."""
+    upload = request.files.get("file")
+    state = _preview(_read_upload(upload) if upload and upload.filename else None)
+    return _render_import(state, 422 if state.errors else 200)
+
+
+@bp.post("/settings/import/confirm")
+def import_confirm() -> ResponseReturnValue:
+    """Apply a previewed document, all or nothing; back to the page with what changed."""
+    text = request.form.get("document", "")
+    state = ImportState(document=text)
+    document = _parse_document(text.encode(), state)
+    if not state.errors:
+        try:
+            result = service.import_document(current_user.id, document, known=current_user.snapshot)
+        except registry.ValidationError as exc:
+            state.errors = _messages(exc.errors)
+        else:
+            with force_locale(result.settings.values["locale"]):
+                count = len(result.changes)
+                flash(
+                    ngettext(
+                        "Imported: %(num)d setting changed.",
+                        "Imported: %(num)d settings changed.",
+                        count,
+                    )
+                    if count
+                    else gettext("Imported: nothing needed to change."),
+                    "success",
+                )
+            return redirect(url_for("settings.index"), code=303)
+    return _render_import(state, 422)
+
+
+def _read_upload(upload: FileStorage) -> bytes | str:
+    """The uploaded file's bytes, or why it cannot be used."""
+    data = upload.stream.read(IMPORT_MAX_BYTES + 1)
+    if len(data) > IMPORT_MAX_BYTES:
+        return import_too_large().detail
+    return data
+
+
+def _parse_document(data: bytes, state: ImportState) -> Any:
+    """The JSON in ``data``; a problem is added to ``state.errors`` instead."""
+    if len(data) > IMPORT_MAX_BYTES:
+        state.errors.append(import_too_large().detail)
+        return None
+    try:
+        return parse_json(data)
+    except ValueError as exc:
+        state.errors.append(gettext("The file is not valid JSON: %(reason)s.", reason=str(exc)))
+        return None
+
+
+def _preview(upload: bytes | str | None) -> ImportState:
+    """What an upload would change, as a dry run of the import."""
+    if upload is None:
+        return ImportState(errors=[gettext("Choose a file to import.")])
+    if isinstance(upload, str):
+        return ImportState(errors=[upload])
+    state = ImportState(document=upload.decode("utf-8", errors="replace"))
+    document = _parse_document(upload, state)
+    if state.errors:
+        state.document = ""
+        return state
+    try:
+        result = service.import_document(current_user.id, document, dry_run=True)
+    except registry.ValidationError as exc:
+        return ImportState(errors=_messages(exc.errors))
+    state.changes = changes.rows(result.changes)
+    return state
+
+
+def _messages(errors: registry.Errors) -> list[str]:
+    """Validation errors as sentences, each naming its dotted key."""
+    return [
+        f"{key}: {message}" if key else message
+        for key, messages in errors.items()
+        for message in messages
+    ]
+
+
+def _render_import(state: ImportState, status: int) -> Response:
+    """The import card (htmx) or the settings page with it, showing ``state``."""
+    settings = current_user.settings
+    form = SettingsForm.from_settings(settings.values)
+    announcement = (
+        gettext("The file cannot be imported.")
+        if state.errors
+        else ngettext(
+            "Importing would change %(num)d setting.",
+            "Importing would change %(num)d settings.",
+            len(state.changes),
+        )
+    )
+    return render_page_or_fragment(
+        PAGE,
+        IMPORT,
+        status,
+        form=form,
+        settings=settings,
+        import_state=state,
+        announcement=announcement if is_htmx_request() else None,
+    )
 
 
 def _flash_saved(settings: service.Settings) -> None:

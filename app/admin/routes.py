@@ -1,0 +1,77 @@
+"""bp "admin" (/admin): find users, read one user's settings and history; nothing writable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from app.admin import service as admin
+from app.preferences import registry, service
+from app.web import changes
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+#: How many changes a user's admin page lists at a time.
+HISTORY_LENGTH = 50
+
+
+@bp.before_request
+def require_admin() -> None:
+    """403 for anyone but an admin, before any lookup, so probing reveals nothing.
+
+    The app's sign-in check has already sent anonymous visitors to the sign-in page.
+    """
+    if not current_user.is_authenticated or not current_user.is_admin:
+        abort(403)
+
+
+def _page_arg() -> int:
+    """``?page=``, 1 when absent or not a positive whole number."""
+    raw = request.args.get("page", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 else 1
+
+
+@bp.get("/users")
+def users() -> ResponseReturnValue:
+    """Users whose email contains ``q``, a page at a time."""
+    query = request.args.get("q", "")[:254]
+    found = admin.search_users(query, _page_arg())
+    return render_template("admin/users.html", query=query, found=found)
+
+
+@bp.get("/users/<int:user_id>")
+def user(user_id: int) -> ResponseReturnValue:
+    """One user's effective settings and history, read-only; the view is audited."""
+    snapshot = service.load_snapshot(user_id)
+    if snapshot is None:
+        abort(404)
+    admin.record_view(current_user.id, current_user.email, user_id)
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
+    recent = service.history(user_id, before_id=before_id, limit=HISTORY_LENGTH + 1)
+    settings: list[dict[str, Any]] = [
+        {
+            "label": str(pref.label),
+            "key": pref.key,
+            "value": changes.display_value(pref.key, snapshot.settings.values[pref.key]),
+            "chosen": pref.key in service.exportable(snapshot.choices),
+        }
+        for pref in registry.PREFERENCES
+    ]
+    return render_template(
+        "admin/user.html",
+        person=snapshot,
+        settings=settings,
+        history=changes.rows(recent[:HISTORY_LENGTH]),
+        older=recent[HISTORY_LENGTH - 1].id if len(recent) > HISTORY_LENGTH else None,
+        views=admin.views(viewed_user_id=user_id),
+    )
+
+
+@bp.get("/audit")
+def audit() -> ResponseReturnValue:
+    """Every admin view of a user's page, newest first."""
+    return render_template("admin/audit.html", views=admin.views(page=_page_arg()))
