@@ -375,7 +375,8 @@ def _read_json(accepted: frozenset[str], *, optional: bool = False) -> Any:
         raise ProblemError(
             415,
             gettext(
-                "The body must be JSON, sent as %(types)s.", types=" or ".join(sorted(accepted))
+                "The body must be JSON, sent with one of these types: %(types)s.",
+                types=", ".join(sorted(accepted)),
             ),
             headers={"Accept-Patch": ", ".join(sorted(accepted))}
             if request.method == "PATCH"

@@ -89,8 +89,10 @@ def register() -> ResponseReturnValue:
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
     """End the session here and everywhere, then show the sign-in page."""
+    # Worded before signing out, while the user's language still applies.
+    message = gettext("You have been signed out.")
     preferences.update_account(current_user.id, sign_out=True)
     logout_user()
     session.clear()
-    flash(gettext("You have been signed out."), "info")
+    flash(message, "info")
     return redirect(url_for("auth.login"), code=303)
