@@ -144,12 +144,6 @@ def test_narrow_screen_in_each_language(
     screenshot(page, f"settings-{locale}-narrow")
 
 
-@pytest.mark.xfail(
-    reason="at 375px the theme cards split their names mid-word in every language, English "
-    "included (static/css/settings.css: .choice-card__name > span has overflow-wrap: anywhere "
-    "in a card about 100px wide)",
-    strict=False,
-)
 @pytest.mark.parametrize("locale", ["en", "de", "fr", "ja"])
 def test_narrow_screen_splits_no_word(
     live_server: LiveServer,
