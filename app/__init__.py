@@ -58,6 +58,11 @@ def register_extensions(app: Flask) -> None:
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
         # Writers queue behind SQLite's single write lock instead of failing at once.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A database that does not answer must cost seconds, not the OS's minutes.
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options.setdefault("connect_args", {"connect_timeout": 3})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     login_manager.init_app(app)
@@ -67,6 +72,10 @@ def register_extensions(app: Flask) -> None:
     settings_cache.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     limiter.init_app(app)
+    # Only the sign-in form is limited, by its own decorator, which checks for itself; the
+    # app-wide hook would walk the limiter's bookkeeping on every other request for nothing
+    # (a sixth of a warm settings read).
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 @event.listens_for(Engine, "connect")

@@ -6,24 +6,45 @@ from datetime import datetime
 from typing import Any
 
 from babel import Locale
-from flask import request
+from flask import g, request
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
+from sqlalchemy.exc import DBAPIError
 
+from app.extensions import login_manager
 from app.preferences import registry
+
+
+def viewer() -> Any:
+    """The signed-in user, or an anonymous one if the user cannot be loaded.
+
+    Error pages are rendered in the user's language and with the navigation, but a 503 for
+    an unreachable database must not fail again while finding out who is asking.
+    """
+    if "viewer" not in g:
+        try:
+            user = current_user._get_current_object()
+            # Reading an attribute makes Flask-Login load the user now, inside this try.
+            _ = user.is_authenticated
+        except DBAPIError:
+            user = login_manager.anonymous_user()
+        g.viewer = user
+    return g.viewer
 
 
 def select_locale() -> str:
     """The user's language, or the best match for the browser's when signed out."""
-    if current_user and current_user.is_authenticated:
-        return str(current_user.settings.values["locale"])
+    user = viewer()
+    if user.is_authenticated:
+        return str(user.settings.values["locale"])
     return request.accept_languages.best_match(registry.shipped_locales()) or "en"
 
 
 def select_timezone() -> str:
     """The user's time zone, UTC when signed out."""
-    if current_user and current_user.is_authenticated:
-        return str(current_user.settings.values["timezone"])
+    user = viewer()
+    if user.is_authenticated:
+        return str(user.settings.values["timezone"])
     return "UTC"
 
 
@@ -40,7 +61,11 @@ def local_time(moment: datetime | None) -> str:
 def template_context() -> dict[str, Any]:
     """``lang``, ``dir`` and theme for ``<html>``, so the first paint is already right."""
     locale = str(get_locale() or "en")
-    theme = "system"
-    if current_user and current_user.is_authenticated:
-        theme = str(current_user.settings.values["theme"])
-    return {"page_locale": locale, "page_dir": text_direction(locale), "page_theme": theme}
+    user = viewer()
+    theme = str(user.settings.values["theme"]) if user.is_authenticated else "system"
+    return {
+        "page_locale": locale,
+        "page_dir": text_direction(locale),
+        "page_theme": theme,
+        "viewer": user,
+    }

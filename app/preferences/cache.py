@@ -24,7 +24,7 @@ from flask_caching.backends.rediscache import RedisCache
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from app.extensions import cache, db
 from app.models import PendingInvalidation
@@ -88,6 +88,8 @@ class CacheState:
     #: Bumped with every failure and pending record, so a reconcile that overlapped one
     #: does not clear ``outage``.
     epoch: int = 0
+    #: Whether this worker has said that the periodic reconcile cannot reach the database.
+    database_down_logged: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def available(self) -> bool:
@@ -298,6 +300,24 @@ def _reconcile(client: Any) -> set[int]:
     return dropped
 
 
+def _reconcile_if_reachable(client: Any) -> set[int]:
+    """The periodic reconcile, skipped while the database is down.
+
+    It only guards against a failure that another worker saw; with the database down no
+    write can happen either, and warm reads must keep answering, so the entry is served.
+    """
+    state = _state()
+    try:
+        dropped = _reconcile(client)
+    except DBAPIError as exc:
+        if not state.database_down_logged:
+            state.database_down_logged = True
+            log.warning("Cannot check pending invalidations, database unreachable: %s", exc.orig)
+        return set()
+    state.database_down_logged = False
+    return dropped
+
+
 def read_through(user_id: int, load: Loader) -> str | None:
     """Return the cached payload for ``user_id``, loading and caching it on a miss.
 
@@ -317,7 +337,7 @@ def read_through(user_id: int, load: Loader) -> str | None:
                 _reconcile(client)
             entry, trusted = _guard(lambda: _get_many(client, key, TRUSTED_KEY))
             # The entry was read before the reconcile; only usable if it dropped nothing of it.
-            if trusted is None and user_id in _reconcile(client):
+            if trusted is None and user_id in _reconcile_if_reachable(client):
                 entry = None
             if entry is not None:
                 return str(entry).partition("|")[2]

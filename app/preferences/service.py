@@ -265,8 +265,13 @@ def _compare_and_set(known: Snapshot, choices: dict[str, Any], values: dict[str,
     first, nothing changes and the caller falls back to the locked path.
     """
     session = db.session
+    # A Core statement on the table: the ORM's bulk-update bookkeeping (synchronising the
+    # identity map) cost more than the statement itself, and no ORM object is loaded here.
+    users = db.metadata.tables[User.__tablename__]
     result = session.execute(
-        update(User).where(User.id == known.user_id, User.version == known.version).values(**values)
+        update(users)
+        .where(users.c.id == known.user_id, users.c.version == known.version)
+        .values(**values)
     )
     if not isinstance(result, CursorResult) or result.rowcount != 1:
         session.rollback()
@@ -316,7 +321,8 @@ def _record_changes(
         for c in changed_keys(old, new)
     ]
     if rows:
-        db.session.execute(insert(PreferenceChange), rows)
+        # Core, not the ORM's bulk insert: the same statement without its bookkeeping.
+        db.session.execute(insert(db.metadata.tables[PreferenceChange.__tablename__]), rows)
 
 
 def _write(
