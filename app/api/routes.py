@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +45,19 @@ CURSOR_BASE = 36
 HISTORY_MAX_LIMIT = 100
 #: The largest id an ``INTEGER`` column holds.
 MAX_ID = 2**31 - 1
+
+
+@contextmanager
+def service_problems() -> Iterator[None]:
+    """Turn the service's refusals into the problem documents the API answers with."""
+    try:
+        yield
+    except registry.ValidationError as exc:
+        raise validation_problem(exc.errors) from exc
+    except service.VersionMismatch as exc:
+        raise _precondition_failed(exc.current) from exc
+    except service.UserNotFound as exc:
+        raise _account_gone() from exc
 
 
 @bp.errorhandler(ProblemError)
@@ -101,7 +116,7 @@ def reset_settings() -> ResponseReturnValue:
     keys = None if body is _NO_BODY else _reset_keys(body)
     current: Settings = current_user.settings
     expected = _expected_version(current)
-    try:
+    with service_problems():
         settings = service.reset_settings(
             current.user_id,
             keys,
@@ -109,12 +124,6 @@ def reset_settings() -> ResponseReturnValue:
             known=current_user.snapshot,
             source="reset",
         )
-    except registry.ValidationError as exc:
-        raise validation_problem(exc.errors) from exc
-    except service.VersionMismatch as exc:
-        raise _precondition_failed(exc.current) from exc
-    except service.UserNotFound as exc:
-        raise _account_gone() from exc
     return _settings_response(settings)
 
 
@@ -140,10 +149,8 @@ def get_history() -> ResponseReturnValue:
 @bp.get("/user/settings/export")
 def export_settings() -> ResponseReturnValue:
     """A download of the user's explicit choices as a versioned JSON document."""
-    try:
+    with service_problems():
         document = service.export_document(current_user.id)
-    except service.UserNotFound as exc:
-        raise _account_gone() from exc
     body = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     response = Response(body, mimetype="application/json")
     day = str(document["exported_at"])[:10]
@@ -157,14 +164,10 @@ def import_settings() -> ResponseReturnValue:
     """Replace the user's choices with an exported document's; what changed (or would)."""
     dry_run = _dry_run_arg()
     document = read_import_body()
-    try:
+    with service_problems():
         result = service.import_document(
             current_user.id, document, dry_run=dry_run, known=current_user.snapshot
         )
-    except registry.ValidationError as exc:
-        raise validation_problem(exc.errors) from exc
-    except service.UserNotFound as exc:
-        raise _account_gone() from exc
     response = jsonify(
         {
             "dry_run": result.dry_run,
@@ -204,7 +207,7 @@ def _write_document(*, merge_patch: bool) -> ResponseReturnValue:
     current: Settings = current_user.settings
     expected = _expected_version(current)
     document = _without_read_only(document, merge_patch=merge_patch)
-    try:
+    with service_problems():
         settings = service.update_from_document(
             current.user_id,
             document,
@@ -213,12 +216,6 @@ def _write_document(*, merge_patch: bool) -> ResponseReturnValue:
             known=current_user.snapshot,
             source="api",
         )
-    except registry.ValidationError as exc:
-        raise validation_problem(exc.errors) from exc
-    except service.VersionMismatch as exc:
-        raise _precondition_failed(exc.current) from exc
-    except service.UserNotFound as exc:
-        raise _account_gone() from exc
     return _settings_response(settings)
 
 
