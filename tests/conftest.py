@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -13,6 +14,7 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import event
 
 from app import create_app
 from app.auth import service as auth_service
@@ -137,13 +139,26 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture
-def app(
-    backend: str, tmp_path: Any, key_prefix: str, config_overrides: dict[str, Any]
-) -> Iterator[Flask]:
-    """A fresh app with empty tables on the chosen backend."""
-    url = database_urls(tmp_path)[backend]
-    app = build_app(make_config(url, key_prefix, **config_overrides))
+@contextlib.contextmanager
+def count_sql(app: Flask) -> Iterator[list[str]]:
+    """Collect every SQL statement ``app`` sends while the block runs."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@contextlib.contextmanager
+def fresh_tables(app: Flask) -> Iterator[Flask]:
+    """Empty tables for ``app`` while the block runs, dropped afterwards."""
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -152,6 +167,16 @@ def app(
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(
+    backend: str, tmp_path: Any, key_prefix: str, config_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    """A fresh app with empty tables on the chosen backend."""
+    url = database_urls(tmp_path)[backend]
+    with fresh_tables(build_app(make_config(url, key_prefix, **config_overrides))) as app:
+        yield app
 
 
 @pytest.fixture

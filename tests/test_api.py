@@ -11,13 +11,13 @@ import jsonschema_rs
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.api.problems import MEDIA_TYPE
 from app.extensions import db
 from app.models import User
 from app.preferences import registry
-from tests.conftest import csrf_token
+from tests.conftest import count_sql, csrf_token
 
 URL = "/api/user/settings"
 RESET_URL = "/api/user/settings/reset"
@@ -158,19 +158,9 @@ def test_conditional_get_other_if_none_match_is_200(signed_in: FlaskClient, head
 
 def test_warm_get_issues_no_sql(app: Flask, signed_in: FlaskClient) -> None:
     etag = signed_in.get(URL).headers["ETag"]  # warms the cache
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with count_sql(app) as statements:
         assert signed_in.get(URL).status_code == 200
         assert signed_in.get(URL, headers={"If-None-Match": etag}).status_code == 304
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert statements == []
 
 

@@ -21,12 +21,12 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 
 from app.extensions import db, limiter
 from app.models import PendingInvalidation, User
 from app.preferences import cache, service
-from tests.conftest import PASSWORD, AuthActions, build_app, make_config
+from tests.conftest import PASSWORD, AuthActions, build_app, count_sql, make_config
 
 REDIS_SERVER = "/usr/bin/redis-server"
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
@@ -215,23 +215,6 @@ def limiter_recovers() -> Iterator[None]:
     """Flask-Limiter remembers a dead storage process-wide; later tests get a live one."""
     yield
     limiter._storage_dead = False
-
-
-@contextlib.contextmanager
-def count_sql(app: Flask) -> Iterator[list[str]]:
-    """Collect every SQL statement ``app`` sends while the block runs."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def sign_in(app: Flask) -> FlaskClient:

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
-from app.extensions import db
 from app.preferences import service
+from tests.conftest import count_sql
 
 URL = "/dashboard"
 
@@ -187,16 +186,6 @@ def test_poll_interval_comes_from_config(
 
 def test_warm_dashboard_issues_no_sql(app: Flask, signed_in: FlaskClient) -> None:
     assert signed_in.get(URL).status_code == 200  # warms the cache
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with count_sql(app) as statements:
         assert signed_in.get(URL).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert statements == []

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, insert, select, update
@@ -90,9 +91,12 @@ class Snapshot:
             is_admin=bool(data.get("admin", False)),
         )
 
-    @property
+    @cached_property
     def settings(self) -> Settings:
-        """The effective settings this snapshot describes."""
+        """The effective settings this snapshot describes, merged once per snapshot.
+
+        A page asks for them several times (language, time zone, theme, the view itself).
+        """
         return Settings(
             user_id=self.user_id,
             values=registry.effective(self.choices),

@@ -67,9 +67,7 @@ class ImportState:
 @bp.get("/settings")
 def index() -> ResponseReturnValue:
     """The settings page, from the cached snapshot: no SQL while the cache is warm."""
-    settings = current_user.settings
-    form = SettingsForm.from_settings(settings.values)
-    return render_page_or_fragment(PAGE, FORM, form=form, settings=settings)
+    return _render_current(FORM)
 
 
 @bp.post("/settings")
@@ -122,9 +120,14 @@ def save_field(field_name: str) -> ResponseReturnValue:
 @bp.get("/settings/last-saved")
 def last_saved() -> ResponseReturnValue:
     """When the settings were last saved, in the user's zone; htmx refreshes it after a save."""
+    return _render_current(LAST_SAVED)
+
+
+def _render_current(fragment: str) -> ResponseReturnValue:
+    """The page, or ``fragment`` for htmx, showing the settings as currently saved."""
     settings = current_user.settings
     form = SettingsForm.from_settings(settings.values)
-    return render_page_or_fragment(PAGE, LAST_SAVED, form=form, settings=settings)
+    return render_page_or_fragment(PAGE, fragment, form=form, settings=settings)
 
 
 @bp.get("/settings/history")
