@@ -37,10 +37,22 @@ CACHE_LOGGER = "app.preferences.cache"
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port nothing listens on right now, with its cluster bus port free too.
+
+    Redis Cluster listens on the port plus 10000 as well, so a port above 55535 makes a
+    cluster node exit at start.
+    """
+    while True:
+        with socket.socket() as probe, socket.socket() as bus:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if port + 10000 > 65535:
+                continue
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+            return port
 
 
 class RedisServer:
