@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_DIR, build_config
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
@@ -30,6 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.from_mapping(build_config(config))
+    trust_proxies(app)
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
@@ -38,6 +40,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     register_shellcontext(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Read the client's address, scheme and host from ``TRUSTED_PROXIES`` proxies in front.
+
+    Rate limits per client, ``request.is_secure`` and external URLs then see the client,
+    not the proxy; with none configured a forged ``X-Forwarded-For`` changes nothing.
+    """
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def configure_logging(app: Flask) -> None:
@@ -50,7 +63,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
-    from app import i18n
+    from app import bodies, database, i18n
     from app.models import load_user
     from app.preferences import cache as settings_cache
 
@@ -58,15 +71,13 @@ def register_extensions(app: Flask) -> None:
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
         # Writers queue behind SQLite's single write lock instead of failing at once.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        # A database that does not answer must cost seconds, not the OS's minutes.
-        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-        options.setdefault("connect_args", {"connect_timeout": 3})
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
+    database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
+    # First of all: limits bodies before CSRFProtect, or anything else, parses one.
+    bodies.init_app(app)
     csrf.init_app(app)
     cache.init_app(app)
     settings_cache.init_app(app)

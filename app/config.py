@@ -136,7 +136,12 @@ class Config:
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
 
     SQLALCHEMY_DATABASE_URI: str = database_url(os.environ.get("DATABASE_URL"))
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {}
+    # PostgreSQL only (app/database.py): the longest a request waits to connect and for
+    # each statement, and the server-side bound on a lock wait. A hanging database then
+    # costs a request at most about twice DATABASE_TIMEOUT.
+    DATABASE_TIMEOUT: float = _env_float("DATABASE_TIMEOUT", 1.0)
+    DATABASE_LOCK_TIMEOUT: float = _env_float("DATABASE_LOCK_TIMEOUT", 0.5)
 
     # The settings cache: see docs/caching.md. One Redis (REDIS_URL), Sentinel
     # (REDIS_SENTINELS) or Cluster (REDIS_CLUSTER); none means an in-process cache.
@@ -152,16 +157,25 @@ class Config:
     CACHE_SOCKET_TIMEOUT: float = _env_float("CACHE_SOCKET_TIMEOUT", 0.05)
     # After a Redis failure, skip the cache for this long before trying again.
     CACHE_RETRY_AFTER: float = _env_float("CACHE_RETRY_AFTER", 5.0)
-    # Longest a worker that never saw an outage may trust the cache before it checks the
-    # pending invalidations that other workers recorded; the bound on a stale read.
-    CACHE_TRUST_TTL: float = _env_float("CACHE_TRUST_TTL", 10.0)
+    # Lifetime of the trusted marker that housekeeping renews outside requests; a write
+    # that cannot reach Redis waits this long (plus 0.1 s) before it returns.
+    CACHE_TRUST_TTL: float = _env_float("CACHE_TRUST_TTL", 0.5)
     SETTINGS_CACHE_TTL: int = int(os.environ.get("SETTINGS_CACHE_TTL", "300"))
     CACHE_KEY_PREFIX: str = os.environ.get("CACHE_KEY_PREFIX", "")
 
     # A rate limiter outage must not lock everyone out: fall back to per-process counting.
     RATELIMIT_SWALLOW_ERRORS: bool = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True
+    # Failed sign-ins per client address; sign-ups (each costs a password hash) likewise.
     RATELIMIT_LOGIN: str = os.environ.get("RATELIMIT_LOGIN", "5 per minute; 20 per hour")
+    RATELIMIT_REGISTER: str = os.environ.get("RATELIMIT_REGISTER", "3 per minute; 10 per hour")
+    # Per account: this many failed sign-ins are free, then each attempt waits twice as
+    # long as the one before, from one second up to SIGNIN_MAX_DELAY seconds.
+    SIGNIN_FREE_FAILURES: int = int(os.environ.get("SIGNIN_FREE_FAILURES", "5"))
+    SIGNIN_MAX_DELAY: float = _env_float("SIGNIN_MAX_DELAY", 60.0)
+    # Writes of one user's settings (API, pages, imports): a burst and an hourly budget,
+    # far above what a person on the dashboard or the settings page does.
+    RATELIMIT_WRITES: str = os.environ.get("RATELIMIT_WRITES", "30 per 10 seconds; 1000 per hour")
 
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
@@ -179,6 +193,10 @@ class Config:
 
     # Applied to every environment: a settings body is tiny, so 16 KiB is generous.
     MAX_CONTENT_LENGTH: int = 16 * 1024
+    # How many reverse proxies stand in front of the app: their X-Forwarded-For, -Proto and
+    # -Host are trusted that many hops deep (Werkzeug's ProxyFix). 0 trusts none, so a
+    # client cannot forge its address; set it to match gunicorn's forwarded_allow_ips.
+    TRUSTED_PROXIES: int = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # Host names this deployment answers to, comma-separated; others get 400.
     TRUSTED_HOSTS: ClassVar[list[str] | None] = [
         host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()
@@ -206,6 +224,10 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if values["APP_ENV"] == "production":
         if not values["SECRET_KEY"]:
             raise RuntimeError("SECRET_KEY must be set when APP_ENV=production.")
+        if not values["TRUSTED_HOSTS"]:
+            # Without it, anything built from the Host header (an external URL, a password
+            # reset link one day) could name a host an attacker chose.
+            raise RuntimeError("TRUSTED_HOSTS must be set when APP_ENV=production.")
         values.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
         values["HSTS_SECONDS"] = values["HSTS_SECONDS"] or 31536000
     elif not values["SECRET_KEY"]:

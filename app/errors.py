@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, make_response, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    g,
+    got_request_exception,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.routing import RequestRedirect
 
+from app import ratelimits
 from app.api.problems import is_api_request, problem
 from app.extensions import login_manager
 from app.htmx import is_htmx_request
@@ -68,22 +81,48 @@ def init_app(app: Flask) -> None:
         # No URLs can be built for a host we refuse, so no page either.
         return Response("Bad request: unknown host.\n", 400, mimetype="text/plain")
 
+    @app.errorhandler(RequestRedirect)
+    def canonical_url(error: RequestRedirect) -> ResponseReturnValue:
+        """The routing's redirect to a URL's canonical form (``//users`` to ``/users``).
+
+        Werkzeug builds it from the ``Host`` the client sent; a relative one cannot point
+        anywhere else, whatever ``TRUSTED_HOSTS`` says.
+        """
+        parts = urlsplit(error.new_url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return redirect(target, error.code)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
         """Any HTTP error as a page, or as a problem under /api (405 keeps its Allow)."""
         status = error.code or 500
         detail = error.description if status in (400, 422) and is_api_request() else None
         response = error_response(status, detail)
+        if status == 429:
+            wait = ratelimits.retry_after()
+            if wait is not None:
+                response.headers["Retry-After"] = str(wait)
         if status == 405 and error.response is None:
             allowed = getattr(error, "valid_methods", None)
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
     def database_error(error: DBAPIError) -> ResponseReturnValue:
-        """503 with Retry-After while the database is unreachable."""
+        """503 with Retry-After while the database is unreachable.
+
+        Only errors of reaching the database: one about the data sent (a NUL byte, a number
+        out of range) is a bug to fix where input is validated, not an outage to page about.
+        """
         log.error("Database unavailable: %s", error.orig)
+        report(app, error)
+        # Flask-Login keeps the user of a request in ``g``; one that could not be loaded
+        # is anonymous for the error page, which would otherwise load it again, and a
+        # hanging database cost the request its timeout twice.
+        if "_login_user" not in g:
+            g._login_user = login_manager.anonymous_user()
         response = error_response(503)
         response.headers["Retry-After"] = "5"
         return response
@@ -92,6 +131,7 @@ def init_app(app: Flask) -> None:
     def unexpected_error(error: Exception) -> ResponseReturnValue:
         """Log anything unexpected and answer 500 without details."""
         log.exception("Unhandled error on %s %s", request.method, request.path)
+        report(app, error)
         return error_response(500)
 
     def unauthorized() -> ResponseReturnValue:
@@ -105,6 +145,15 @@ def init_app(app: Flask) -> None:
         return redirect(_login_url())
 
     login_manager.unauthorized_handler(unauthorized)
+
+
+def report(app: Flask, error: Exception) -> None:
+    """Tell error-reporting tools (Sentry's Flask integration and the like) about ``error``.
+
+    Flask sends ``got_request_exception`` only for exceptions no handler takes; ours take
+    them all, so they send it themselves.
+    """
+    got_request_exception.send(app, exception=error)
 
 
 def _login_url() -> str:

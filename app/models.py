@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 PreferencesJSON = JSON().with_variant(JSONB(), "postgresql")
 
+#: The largest id an ``INTEGER`` column holds; a larger one from a URL matches no row.
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
@@ -69,6 +72,9 @@ class PendingInvalidation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: The row version the write committed; older entries must not be served or put back.
+    #: ``None`` (rows recorded before the column existed, or a plain drop) drops the entry.
+    version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

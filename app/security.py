@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
+
+from app.errors import error_response
+from app.text import gettext
+
+#: Methods that change nothing, so need no proof of where they came from.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -38,15 +47,41 @@ def init_app(app: Flask) -> None:
             )
         )
 
+    @app.before_request
+    def check_origin() -> ResponseReturnValue | None:
+        """403 for a state-changing request that a browser says another site sent.
+
+        Defence in depth beside the CSRF token: browsers send ``Origin`` (or at least
+        ``Referer``) with every POST, PUT, PATCH and DELETE; clients that send neither are
+        left to the token.
+        """
+        if request.method in SAFE_METHODS:
+            return None
+        sent = request.headers.get("Origin") or _origin_of(request.headers.get("Referer"))
+        if sent is None or (sent == "null" and request.headers.get("Origin") is None):
+            return None
+        if sent != f"{request.scheme}://{request.host}":
+            return error_response(403, gettext("This request did not come from this site."))
+        return None
+
     @app.after_request
     def add_security_headers(response: Response) -> Response:
         headers = response.headers
         # Built once per app: every response carries them, and no view sets its own.
         headers.extend(static_headers)
-        if request.endpoint != "static":
-            # Pages carry a user's data and a CSRF token: no shared cache may keep them.
-            # Views that support revalidation (the settings API) set their own value.
+        if request.endpoint != "static" or response.status_code >= 400:
+            # Pages carry a user's data and a CSRF token, and so do error pages, wherever
+            # they are: no shared cache may keep them. Views that support revalidation (the
+            # settings API) set their own value.
             if "Cache-Control" not in headers:
                 headers["Cache-Control"] = "no-store"
             response.vary.add("Cookie")
         return response
+
+
+def _origin_of(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of a URL, or ``None`` when there is none to read."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"

@@ -54,12 +54,16 @@ def test_public_pages_need_no_login(client: FlaskClient, path: str) -> None:
         assert response.status_code == 200
 
 
-def test_register_signs_in(client: FlaskClient, app: Flask) -> None:
+def test_register_creates_the_account_then_asks_to_sign_in(client: FlaskClient, app: Flask) -> None:
     response = register(client, "New.Person@Example.com")
     assert response.status_code == 303
-    assert client.get("/settings").status_code == 200
+    assert response.headers["Location"] == "/login?email=new.person@example.com"
     with app.app_context():
         assert db.session.scalar(select(User.email)) == "new.person@example.com"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'value="new.person@example.com"' in page
+    assert AuthActions(client).login("new.person@example.com").status_code == 303
+    assert client.get("/settings").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -80,13 +84,21 @@ def test_register_validate_input(
     assert user_count(app) == 0
 
 
-def test_register_twice_is_refused_whatever_the_case(
+def test_register_twice_creates_nothing_and_says_nothing_whatever_the_case(
     client: FlaskClient, app: Flask, user: int
 ) -> None:
-    response = register(client, "USER1@example.com")
-    assert response.status_code == 422
-    assert "already exists" in response.get_data(as_text=True)
-    assert user_count(app) == 1
+    """From outside, an email with an account is answered exactly like a new one."""
+    taken = register(client, "USER1@example.com", password="another good passphrase")
+    fresh = register(app.test_client(), "someone.new@example.com")
+    assert user_count(app) == 2
+    assert taken.status_code == fresh.status_code == 303
+    assert taken.headers["Location"] == "/login?email=user1@example.com"
+    taken_page = client.get(taken.headers["Location"]).get_data(as_text=True)
+    assert "already exists" not in taken_page
+    assert "If user1@example.com had no account yet" in taken_page
+    # The existing account keeps its password.
+    assert AuthActions(client).login(password="another good passphrase").status_code == 422
+    assert AuthActions(client).login().status_code == 303
 
 
 def test_login_and_remember_me(client: FlaskClient, auth: AuthActions, user: int) -> None:

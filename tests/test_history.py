@@ -114,20 +114,19 @@ def test_stale_snapshot_falls_back_to_the_lock_with_the_right_old_value(
     ]
 
 
-def test_history_is_written_in_the_same_transaction(app: Flask, user: int) -> None:
+def test_history_is_written_in_the_same_transaction(
+    app: Flask, user: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A write that fails after its history row was added leaves neither behind."""
     with app.app_context():
-        original = service.cache.record_pending_in
 
-        def fail(user_id: int) -> bool:
+        def fail(user_id: int, version: int) -> None:
             raise RuntimeError("crash before commit")
 
-        service.cache.record_pending_in = fail  # type: ignore[assignment]
-        try:
-            with pytest.raises(RuntimeError):
-                service.update_settings(user, {"theme": "dark"})
-        finally:
-            service.cache.record_pending_in = original  # type: ignore[assignment]
+        monkeypatch.setattr(service.cache, "begin_write", fail)
+        with pytest.raises(RuntimeError):
+            service.update_settings(user, {"theme": "dark"})
+        monkeypatch.undo()
         assert service.load_snapshot(user).choices == {}  # type: ignore[union-attr]
     assert changes(app, user) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -348,3 +349,37 @@ def test_page_confirm_of_an_unchanged_document(app: Flask, signed_in: FlaskClien
     data = {"csrf_token": csrf_token(signed_in, "/settings"), "document": json.dumps(document({}))}
     response = signed_in.post("/settings/import/confirm", data=data, follow_redirects=True)
     assert "Imported: nothing needed to change." in response.get_data(as_text=True)
+
+
+def test_page_import_confirm_after_a_change_elsewhere_imports_nothing(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    content = json.dumps(document({"theme": "dark"})).encode()
+    preview = upload(signed_in, content).get_data(as_text=True)
+    version = re.search(r'name="version" value="(\d+)"', preview)
+    assert version, "the confirm form does not say what the preview was made against"
+    other_window = app.test_client()
+    assert AuthActions(other_window).login().status_code == 303
+    token = csrf_token(other_window, "/settings")
+    response = other_window.patch(
+        "/api/user/settings", json={"locale": "fr"}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 200
+    data = {
+        "csrf_token": csrf_token(signed_in, "/settings"),
+        "document": content.decode(),
+        "version": version.group(1),
+    }
+    response = signed_in.post("/settings/import/confirm", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert stored(app, user) == {"_v": 1, "locale": "fr"}
+    # The new preview says what importing does now (the language would go back too).
+    assert "nothing was imported" in html.lower() or "rien" in html.lower()
+    assert 'name="version"' in html
+    again = re.search(r'name="version" value="(\d+)"', html)
+    assert again and again.group(1) != version.group(1)
+    data["version"] = again.group(1)
+    data["csrf_token"] = csrf_token(signed_in, "/settings")
+    assert signed_in.post("/settings/import/confirm", data=data).status_code == 303
+    assert stored(app, user) == {"_v": 1, "theme": "dark"}

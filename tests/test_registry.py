@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import pytz
 from flask import Flask
 
 from app import create_app
@@ -51,10 +52,29 @@ def test_locales_are_english_plus_at_least_three() -> None:
     assert registry.locale_name("ja") == "日本語"
 
 
-def test_time_zones_come_from_zoneinfo() -> None:
+def test_time_zones_are_the_pinned_ones_every_formatter_knows() -> None:
     zones = registry.time_zones()
     assert "Europe/Berlin" in zones and "UTC" in zones
     assert list(zones) == sorted(zones)
+    # In the host's zoneinfo, but not something Flask-Babel can format with.
+    assert "Factory" not in zones and "localtime" not in zones
+    assert set(zones) == pytz.all_timezones_set
+
+
+def test_fingerprint_ignores_the_hosts_zone_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = registry.fingerprint()
+    caches = (registry.fingerprint, registry.time_zones, registry._time_zone_set)
+    for cached in caches:
+        cached.cache_clear()
+    # Another host, or this one after an upgrade, with a different zone database.
+    monkeypatch.setattr(pytz, "all_timezones_set", frozenset({"Europe/Berlin", "UTC"}))
+    try:
+        assert registry.time_zones() == ("Europe/Berlin", "UTC")
+        assert registry.fingerprint() == before
+    finally:
+        monkeypatch.undo()
+        for cached in caches:
+            cached.cache_clear()
 
 
 def test_defaults_are_flat_and_nest_for_the_api() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.preferences import registry, service
-from tests.conftest import csrf_token
+from tests.conftest import AuthActions, csrf_token
 
 HTMX = {"HX-Request": "true"}
 
@@ -257,3 +259,127 @@ def test_settings_need_sign_in(client: FlaskClient) -> None:
     response = client.get("/settings")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+# --- a page loaded before another window saved -----------------------------------------------
+
+SHOWN = re.compile(r'name="shown" type="hidden" value="([^"]*)"')
+
+
+def loaded_page(client: FlaskClient) -> dict[str, Any]:
+    """What a page loaded now would post back without script, as rendered: every field."""
+    html = client.get("/settings").get_data(as_text=True)
+    shown = SHOWN.search(html)
+    assert shown, "the form carries no record of what it showed"
+    values = json.loads(unescape(shown.group(1)))
+    data: dict[str, Any] = {
+        pref.field_name: values[pref.key] for pref in registry.PREFERENCES if pref.type != "boolean"
+    }
+    data.update(
+        {
+            pref.field_name: "y"
+            for pref in registry.PREFERENCES
+            if pref.type == "boolean" and values[pref.key]
+        }
+    )
+    data["shown"] = unescape(shown.group(1))
+    data["csrf_token"] = csrf_token(client, "/settings")
+    return data
+
+
+def api_patch(client: FlaskClient, document: dict[str, Any]) -> None:
+    token = csrf_token(client, "/settings")
+    response = client.patch("/api/user/settings", json=document, headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def other_window(app: Flask, user: int) -> FlaskClient:
+    """A second session of the same user: another window, browser or device."""
+    client = app.test_client()
+    assert AuthActions(client).login().status_code == 303
+    return client
+
+
+def test_stale_page_saves_only_what_it_changed(
+    app: Flask, signed_in: FlaskClient, other_window: FlaskClient, user: int
+) -> None:
+    page = loaded_page(signed_in)
+    api_patch(other_window, {"theme": "dark", "timezone": "Asia/Tokyo"})
+    page["notifications__digest"] = "daily"
+    response = signed_in.post("/settings", data=page)
+    assert response.status_code == 303
+    assert stored(app, user) == {
+        **registry.defaults(),
+        "theme": "dark",
+        "timezone": "Asia/Tokyo",
+        "notifications.digest": "daily",
+    }
+
+
+def test_stale_page_changing_a_key_changed_elsewhere_saves_nothing(
+    app: Flask, signed_in: FlaskClient, other_window: FlaskClient, user: int
+) -> None:
+    page = loaded_page(signed_in)
+    # The other window saves through the page without script, as a person would.
+    other = loaded_page(other_window)
+    other["theme"] = "dark"
+    assert other_window.post("/settings", data=other).status_code == 303
+    page["theme"] = "light"
+    page["notifications__digest"] = "off"
+    response = signed_in.post("/settings", data=page)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "changed in another window" in html
+    assert "Changed elsewhere meanwhile; it is now Dark." in html
+    # The form shows what is stored now, so saving it again keeps the other window's choice.
+    assert re.search(r'value="dark"[^>]*checked|checked[^>]*value="dark"', html)
+    after = stored(app, user)
+    assert after["theme"] == "dark" and after["notifications.digest"] == "weekly"
+    retry = loaded_page(signed_in)
+    retry["notifications__digest"] = "off"
+    assert signed_in.post("/settings", data=retry).status_code == 303
+    assert stored(app, user)["theme"] == "dark"
+    assert stored(app, user)["notifications.digest"] == "off"
+
+
+def test_stale_page_choosing_what_elsewhere_chose_is_no_conflict(
+    app: Flask, signed_in: FlaskClient, other_window: FlaskClient, user: int
+) -> None:
+    page = loaded_page(signed_in)
+    api_patch(other_window, {"theme": "dark"})
+    page["theme"] = "dark"
+    page["locale"] = "fr"
+    assert signed_in.post("/settings", data=page).status_code == 303
+    assert (stored(app, user)["theme"], stored(app, user)["locale"]) == ("dark", "fr")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_every_allowed_zone_renders_every_page(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    """No zone the app accepts (and offers) breaks a page that formats a time in it."""
+    for index, zone in enumerate(registry.time_zones()):
+        with app.app_context():
+            service.update_settings(user, {"timezone": zone})
+        response = signed_in.get("/settings/last-saved", headers=HTMX)
+        assert response.status_code == 200, zone
+        if index % 25 == 0:
+            for path in ("/settings", "/dashboard", "/settings/history"):
+                assert signed_in.get(path).status_code == 200, (zone, path)
+
+
+@pytest.mark.parametrize("zone", ["Factory", "localtime", "posixrules"])
+def test_zones_no_formatter_knows_are_refused(
+    app: Flask, signed_in: FlaskClient, user: int, zone: str
+) -> None:
+    token = csrf_token(signed_in, "/settings")
+    response = signed_in.patch(
+        "/api/user/settings", json={"timezone": zone}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 422
+    assert "timezone" in response.get_json()["errors"]
+    page = htmx_post(signed_in, "timezone", {"timezone": zone})
+    assert page.status_code == 422
+    assert f'<option value="{zone}"' not in signed_in.get("/settings").get_data(as_text=True)
+    assert stored(app, user)["timezone"] == "UTC"

@@ -9,7 +9,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from app.admin import service as admin
+from app.errors import error_response
+from app.models import MAX_ID
 from app.preferences import registry, service
+from app.text import gettext
 from app.web import changes
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -38,19 +41,35 @@ def _page_arg() -> int:
 def users() -> ResponseReturnValue:
     """Users whose email contains ``q``, a page at a time."""
     query = request.args.get("q", "")[:254]
+    if not query.isprintable():
+        # A NUL byte never reaches the database, which would refuse it as an error.
+        return error_response(400, gettext("Search for printable characters only."))
     found = admin.search_users(query, _page_arg())
     return render_template("admin/users.html", query=query, found=found)
+
+
+def _same_origin_navigation() -> bool:
+    """Whether the browser says this request comes from the app's own pages, or was typed.
+
+    A cross-site page can make an admin's browser open a user's page (``SameSite=Lax``
+    cookies go along with top-level GETs); such a visit shows nothing and records nothing.
+    Clients that send no ``Sec-Fetch-Site`` are taken at their word.
+    """
+    return request.headers.get("Sec-Fetch-Site", "same-origin") in {"same-origin", "none"}
 
 
 @bp.get("/users/<int:user_id>")
 def user(user_id: int) -> ResponseReturnValue:
     """One user's effective settings and history, read-only; the view is audited."""
-    snapshot = service.load_snapshot(user_id)
+    snapshot = service.load_snapshot(user_id) if user_id <= MAX_ID else None
     if snapshot is None:
         abort(404)
+    if not _same_origin_navigation():
+        return render_template("admin/confirm_view.html", user_id=user_id)
     admin.record_view(current_user.id, current_user.email, user_id)
     before = request.args.get("before", "")
-    before_id = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
+    digits = before.isascii() and before.isdigit() and len(before) < 19
+    before_id = min(int(before), MAX_ID) if digits else None
     recent = service.history(user_id, before_id=before_id, limit=HISTORY_LENGTH + 1)
     settings: list[dict[str, Any]] = [
         {

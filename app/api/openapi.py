@@ -24,16 +24,21 @@ ERROR_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "413": ("The body is over 16 KiB.", PROBLEM_REF),
     "415": ("The body is not sent as JSON.", PROBLEM_REF),
     "422": ("An unknown key or a bad value; nothing was saved.", VALIDATION_PROBLEM_REF),
+    "429": (
+        "Too many writes by this user (`RATELIMIT_WRITES`, by default 30 per 10 seconds and "
+        "1000 per hour); nothing was saved. Retry after the seconds in Retry-After.",
+        PROBLEM_REF,
+    ),
     "500": ("Something went wrong on the server.", PROBLEM_REF),
     "503": ("The database is briefly unavailable.", PROBLEM_REF),
 }
 READ_ERRORS = ("401", "500", "503")
 #: The same patterns and limits the views enforce (``app.api.routes``).
 CURSOR_PATTERN = "^[0-9a-z]{1,12}$"
-IMPORT_ERRORS = ("400", "401", "403", "415", "422", "500", "503")
+IMPORT_ERRORS = ("400", "401", "403", "415", "422", "429", "500", "503")
 #: A stored value, as history and imports report it: ``null`` means "the default".
 ANY_VALUE = {"type": ["string", "boolean", "null"]}
-WRITE_ERRORS = ("400", "401", "403", "412", "413", "415", "422", "500", "503")
+WRITE_ERRORS = ("400", "401", "403", "412", "413", "415", "422", "429", "500", "503")
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -235,6 +240,18 @@ def _components() -> dict[str, Any]:
                     "content": {MEDIA_TYPE: {"schema": {"$ref": ref}}},
                 }
                 for status, (description, ref) in ERROR_DESCRIPTIONS.items()
+                if status != "429"
+            },
+            "429": {
+                "description": ERROR_DESCRIPTIONS["429"][0],
+                "headers": {
+                    "Retry-After": {
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                        "description": "Seconds to wait before writing again.",
+                    }
+                },
+                "content": {MEDIA_TYPE: {"schema": {"$ref": ERROR_DESCRIPTIONS["429"][1]}}},
             },
             "BadQuery": {
                 "description": "A query parameter is not valid.",

@@ -15,10 +15,13 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_etags
 
+from app import bodies
 from app.api import openapi
 from app.api.problems import ProblemError, validation_problem
+from app.models import MAX_ID
 from app.preferences import registry, schema, service
 from app.preferences.service import Settings
+from app.ratelimits import settings_writes
 from app.text import gettext
 
 bp = Blueprint("api", __name__)
@@ -36,6 +39,7 @@ NO_VERSION = 0
 
 #: An exported document may be larger than a settings body (``MAX_CONTENT_LENGTH``).
 IMPORT_MAX_BYTES = 64 * 1024
+bodies.allow("api.import_settings", IMPORT_MAX_BYTES)
 #: ``?dry_run=`` values, false ones first.
 DRY_RUN_VALUES = {"0": False, "false": False, "1": True, "true": True}
 #: History cursors are the last id of a page in base 36: opaque, short, URL-safe. The
@@ -43,8 +47,6 @@ DRY_RUN_VALUES = {"0": False, "false": False, "1": True, "true": True}
 CURSOR_PATTERN = openapi.CURSOR_PATTERN
 CURSOR_BASE = 36
 HISTORY_MAX_LIMIT = 100
-#: The largest id an ``INTEGER`` column holds.
-MAX_ID = 2**31 - 1
 
 
 @contextmanager
@@ -68,18 +70,15 @@ def problem_error(error: ProblemError) -> ResponseReturnValue:
 
 @bp.url_value_preprocessor
 def _import_body_limit(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Give the import its larger body limit, or refuse it, before anything reads the body.
+    """Refuse an import over its limit with the import's own message, before anything reads it.
 
     URL value preprocessors run before every ``before_request`` function, and CSRFProtect,
     one of those, reads the form and with it the body's length.
 
     :raise ProblemError: 413 for a declared length over ``IMPORT_MAX_BYTES``.
     """
-    if endpoint != "api.import_settings":
-        return
-    if (request.content_length or 0) > IMPORT_MAX_BYTES:
+    if endpoint == "api.import_settings" and (request.content_length or 0) > IMPORT_MAX_BYTES:
         raise import_too_large()
-    request.max_content_length = IMPORT_MAX_BYTES
 
 
 @bp.get("/user/settings")
@@ -98,18 +97,21 @@ def get_settings() -> ResponseReturnValue:
 
 
 @bp.put("/user/settings")
+@settings_writes
 def put_settings() -> ResponseReturnValue:
     """Save the given keys, keep the others; the full settings and their new ETag."""
     return _write_document(merge_patch=False)
 
 
 @bp.patch("/user/settings")
+@settings_writes
 def patch_settings() -> ResponseReturnValue:
     """Apply a JSON Merge Patch, where ``null`` resets; the full settings and new ETag."""
     return _write_document(merge_patch=True)
 
 
 @bp.post("/user/settings/reset")
+@settings_writes
 def reset_settings() -> ResponseReturnValue:
     """Put every key, or those named in ``keys``, back to its default; the full settings."""
     body = _read_json(JSON_TYPES, optional=True)
@@ -160,6 +162,7 @@ def export_settings() -> ResponseReturnValue:
 
 
 @bp.post("/user/settings/import")
+@settings_writes
 def import_settings() -> ResponseReturnValue:
     """Replace the user's choices with an exported document's; what changed (or would)."""
     dry_run = _dry_run_arg()
@@ -344,28 +347,14 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def _read_body() -> bytes:
-    """The raw body.
-
-    :raise 413: over ``MAX_CONTENT_LENGTH``, whether or not a Content-Length was sent.
-    """
-    data = request.get_data(cache=False)
-    limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(data) >= limit:
-        # Werkzeug stops reading a chunked body at the limit without saying there was more.
-        extra: bytes = request.environ["wsgi.input"].read(1)
-        if extra:
-            raise RequestEntityTooLarge
-    return data
-
-
 def _read_json(accepted: frozenset[str], *, optional: bool = False) -> Any:
     """The request body parsed as JSON, or ``_NO_BODY`` when ``optional`` and there is none.
 
     :raise 413: the body is over ``MAX_CONTENT_LENGTH`` (raised by Werkzeug while reading).
     :raise ProblemError: 415 for a media type other than ``accepted``, 400 for bad JSON.
     """
-    data = _read_body()
+    # A chunked body has already been read whole and measured (``app.bodies``).
+    data = request.get_data(cache=False)
     if optional and not data.strip():
         return _NO_BODY
     if request.mimetype not in accepted:

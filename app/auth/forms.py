@@ -1,17 +1,23 @@
 """Sign-in and registration forms."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import Email, EqualTo, InputRequired, Length
+from wtforms import BooleanField, EmailField, Field, PasswordField
+from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
 from app.auth.service import MIN_PASSWORD_LENGTH
 from app.text import lazy_gettext as _l
 
 
+def printable(form: FlaskForm, field: Field) -> None:
+    """Refuse control characters (a NUL byte above all) before they reach the database."""
+    if field.data and not str(field.data).isprintable():
+        raise ValidationError(_l("Use printable characters only."))
+
+
 class LoginForm(FlaskForm):
     """Email, password and "remember me"."""
 
-    email = EmailField(_l("Email"), validators=[InputRequired(), Length(max=254)])
+    email = EmailField(_l("Email"), validators=[InputRequired(), Length(max=254), printable])
     password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])
     remember = BooleanField(_l("Keep me signed in on this device"))
 
@@ -24,6 +30,7 @@ class RegisterForm(FlaskForm):
         validators=[
             InputRequired(),
             Length(max=254),
+            printable,
             Email(message=_l("Enter a valid email address.")),
         ],
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -17,22 +20,24 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import service
+from app.auth import service, throttle
 from app.auth.forms import LoginForm, RegisterForm
-from app.extensions import limiter
 from app.models import SessionUser
 from app.preferences import service as preferences
-from app.text import gettext
+from app.text import gettext, ngettext
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
     """Where to go after signing in: a local path only, never another site."""
-    parts = urlsplit(target or "")
-    local = target and target.startswith("/") and not target.startswith("//")
-    if local and not parts.scheme and not parts.netloc and "\\" not in (target or ""):
-        return str(target)
+    text = target or ""
+    parts = urlsplit(text)
+    local = text.startswith("/") and not text.startswith("//")
+    # Control characters (CR/LF above all) would end up in the Location header.
+    printable = text.isprintable() and " " not in text
+    if local and printable and not parts.scheme and not parts.netloc and "\\" not in text:
+        return text
     return url_for("settings.index")
 
 
@@ -44,44 +49,86 @@ def _sign_in(user_id: int, remember: bool) -> None:
         login_user(SessionUser(snapshot), remember=remember)
 
 
+def _too_many(template: str, form: Any, verdict: throttle.Verdict) -> ResponseReturnValue:
+    """429 with the form as it was sent, saying when to try again."""
+    form.form_errors.append(
+        ngettext(
+            "Too many attempts. Please wait %(num)d second and try again.",
+            "Too many attempts. Please wait %(num)d seconds and try again.",
+            verdict.retry_after,
+        )
+    )
+    response = make_response(render_template(template, form=form), 429)
+    response.headers["Retry-After"] = str(verdict.retry_after)
+    return response
+
+
+def _client() -> str:
+    """The client's address, as ``TRUSTED_PROXIES`` lets the app see it."""
+    return request.remote_addr or "unknown"
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: str(current_app.config["RATELIMIT_LOGIN"]),
-    methods=["POST"],
-    # Only failed attempts count: a successful sign-in redirects with 303.
-    deduct_when=lambda response: response.status_code != 303,
-)
 def login() -> ResponseReturnValue:
     """The sign-in form; on success, where the user was going."""
     if current_user.is_authenticated:
         return redirect(url_for("settings.index"))
     form = LoginForm()
+    if request.method == "GET" and request.args.get("email"):
+        form.email.data = request.args["email"][:254]
     if form.validate_on_submit():
-        user = service.authenticate(form.email.data, form.password.data)
+        limits = str(current_app.config["RATELIMIT_LOGIN"])
+        email = service.normalize_email(form.email.data)
+        by_client = throttle.count(limits, "signin", _client())
+        if not by_client.allowed:
+            return _too_many("auth/login.html", form, by_client)
+        by_account = throttle.account_attempt(email)
+        if not by_account.allowed:
+            # Not an attempt after all: the client's allowance is not spent on it.
+            throttle.give_back(limits, "signin", _client())
+            return _too_many("auth/login.html", form, by_account)
+        user = service.authenticate(email, form.password.data)
         if user is not None:
+            throttle.give_back(limits, "signin", _client())
+            throttle.account_succeeded(email)
             _sign_in(user.id, bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
         # One message whether the email exists or not.
         form.form_errors.append(gettext("Wrong email or password."))
+        if by_account.remaining == 0:
+            form.form_errors.append(
+                gettext("After another wrong password, signing in to this account will pause.")
+            )
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> ResponseReturnValue:
-    """The sign-up form; a new account is signed in at once."""
+    """The sign-up form; then the sign-in page, whether the email was new or not.
+
+    Answering an email that has an account differently from a new one would tell anyone
+    which addresses have accounts; both cost one password hash.
+    """
     if current_user.is_authenticated:
         return redirect(url_for("settings.index"))
     form = RegisterForm()
     if form.validate_on_submit():
-        try:
-            user = service.create_user(form.email.data, form.password.data)
-        except service.EmailTaken:
-            form.email.errors.append(gettext("An account with this email already exists."))
-        else:
-            _sign_in(user.id, remember=False)
-            flash(gettext("Welcome! Your account is ready."), "success")
-            return redirect(url_for("settings.index"), code=303)
+        verdict = throttle.count(str(current_app.config["RATELIMIT_REGISTER"]), "signup", _client())
+        if not verdict.allowed:
+            return _too_many("auth/register.html", form, verdict)
+        email = service.normalize_email(form.email.data)
+        with contextlib.suppress(service.EmailTaken):
+            service.create_user(email, form.password.data)
+        flash(
+            gettext(
+                "If %(email)s had no account yet, it has one now: sign in with the password "
+                "you chose. If it already had one, sign in with that account's password.",
+                email=email,
+            ),
+            "info",
+        )
+        return redirect(url_for("auth.login", email=email), code=303)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
 
@@ -92,7 +139,8 @@ def logout() -> ResponseReturnValue:
     # Worded before signing out, while the user's language still applies.
     message = gettext("You have been signed out.")
     preferences.update_account(current_user.id, sign_out=True)
-    logout_user()
+    # Cleared first: Flask-Login records in the session that the remember cookie must go.
     session.clear()
+    logout_user()
     flash(message, "info")
     return redirect(url_for("auth.login"), code=303)

@@ -1,11 +1,17 @@
 """The settings cache: one entry per user, read-through, refreshed on write, safe in outages.
 
-Entries are ``"<version>|<json>"`` strings under ``user_settings:<id>``. Every write stores the
-new entry only if the cached one is older (a Lua script on Redis), so a slow reader can never
-put back a value that a writer has already replaced. Redis errors never reach a view: a
-circuit breaker skips the cache for a while after a failure, and a write that could not
-refresh the cache is recorded in ``pending_cache_invalidations`` and applied before the cache
-is trusted again. ``docs/caching.md`` explains the design and what it guarantees.
+Entries are ``"<version>|<json>"`` strings under ``user_settings:<id>``; ``"<version>|"`` with
+nothing after the bar is a *tombstone*: "the row is at least at this version, read it from
+the database". Every store goes through one Lua script that refuses an entry older than the
+one held, so a slow reader can never put back a value that a writer has replaced.
+
+Redis is trusted only while the *trusted marker* is alive. Housekeeping outside requests (a
+thread per process) keeps it alive: it applies the tombstones that writes recorded in
+``pending_cache_invalidations`` when Redis was out of their reach, then sets the marker to
+expire ``CACHE_TRUST_TTL`` after the moment, on Redis's clock, before it read those rows. A
+write that could neither tombstone its entry before its commit nor refresh it afterwards
+returns only once every marker set before its commit has expired. ``docs/caching.md``
+explains the design and what it guarantees.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,29 +33,37 @@ from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from app import database
 from app.extensions import cache, db
 from app.models import PendingInvalidation
 
 log = logging.getLogger(__name__)
 
-#: Present while the cache may be trusted without looking at pending invalidations; it
-#: never outlives ``CACHE_TRUST_TTL`` seconds after the reconcile that set it read them.
+#: Alive while the cache may be trusted; see the module docstring.
 TRUSTED_KEY = "user_settings:trusted"
 
 #: How many pending invalidations one reconcile step reads and applies at once.
 RECONCILE_BATCH = 500
 
+#: A write that could not reach Redis waits this much beyond ``CACHE_TRUST_TTL``: the time
+#: a reconcile's marker may take from Redis's clock reading to being stored.
+WRITE_MARGIN = 0.1
+
 #: Everything a Redis client may raise when the server is away, slow or misconfigured.
 #: ``RedisClusterException`` does not derive from ``RedisError``.
 CACHE_ERRORS = (RedisError, RedisClusterException, OSError)
 
-# Store ARGV[2] under KEYS[1] unless the entry there is as new or newer (ARGV[1] = version);
-# ARGV[3] is the TTL in seconds, 0 for none.
+# Store ARGV[2] under KEYS[1] unless the entry there is newer, or as new and not a tombstone
+# (ARGV[1] = version); ARGV[3] is the TTL in seconds, 0 for none.
 _STORE_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current then
-  local version = tonumber(string.match(current, '^(%d+)|'))
-  if version and version >= tonumber(ARGV[1]) then return 0 end
+  local bar = string.find(current, '|', 1, true)
+  local version = bar and tonumber(string.sub(current, 1, bar - 1))
+  if version then
+    local new = tonumber(ARGV[1])
+    if version > new or (version == new and bar < #current) then return 0 end
+  end
 end
 if tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
@@ -56,6 +71,18 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
 end
 return 1
+"""
+
+# Delete KEYS[1] if it still holds exactly ARGV[1]: a write's own tombstone after a rollback.
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Redis's clock in milliseconds, read on the node that holds KEYS[1] (the marker).
+_CLOCK_MS = """
+local now = redis.call('TIME')
+return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 """
 
 Loader = Callable[[int], tuple[int, str] | None]
@@ -72,28 +99,28 @@ class CacheUnavailable(Exception):
 
 @dataclass
 class CacheState:
-    """Per-process health of the cache behind one app: a circuit breaker plus outage flag.
+    """Per-process health of the cache behind one app: a circuit breaker and what it saw.
 
     The breaker is closed (``open_until`` is ``None``) while Redis answers. A failure opens
-    it for ``retry_after`` seconds; after that one request at a time probes Redis (half-open)
-    while the others keep skipping it, so a hanging server costs one timeout per period, not
-    one per request.
+    it for ``retry_after`` seconds; after that one operation at a time probes Redis
+    (half-open) while the others keep skipping it, so a hanging server costs one timeout
+    per period, not one per request.
     """
 
     retry_after: float
     open_until: float | None = None
     probing: bool = False
-    #: Set by a failure or a recorded pending invalidation; cleared by a clean reconcile.
-    outage: bool = False
-    #: Bumped with every failure and pending record, so a reconcile that overlapped one
-    #: does not clear ``outage``.
-    epoch: int = 0
-    #: Whether this worker has said that the periodic reconcile cannot reach the database.
-    database_down_logged: bool = False
+    #: Whether housekeeping last failed to renew the trusted marker.
+    untrusted: bool = False
+    #: Whether housekeeping last failed to reach the database; readers then serve an
+    #: untrusted entry rather than wait for a database that does not answer.
+    database_down: bool = False
+    #: Whether this outage of the database has been logged by the read path.
+    stale_serve_logged: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def available(self) -> bool:
-        """Whether the breaker would let a request try the cache now (no side effects)."""
+        """Whether the breaker would let an operation try the cache now (no side effects)."""
         open_until = self.open_until
         return open_until is None or time.monotonic() >= open_until
 
@@ -113,6 +140,8 @@ class CacheState:
         """An operation worked: close the breaker."""
         if self.open_until is not None or self.probing:
             with self.lock:
+                if self.open_until is not None:
+                    log.info("Settings cache reachable again")
                 self.open_until = None
                 self.probing = False
 
@@ -125,44 +154,110 @@ class CacheState:
     def trip(self, exc: BaseException) -> None:
         """Record a failure: stop asking the cache for ``retry_after`` seconds."""
         with self.lock:
-            self.open_until = time.monotonic() + self.retry_after
-            self.probing = False
-            self.epoch += 1
-            if not self.outage:
-                self.outage = True
+            if self.open_until is None:
                 log.warning(
                     "Settings cache unreachable, serving from the database: %s: %s",
                     type(exc).__name__,
                     exc,
                 )
+            self.open_until = time.monotonic() + self.retry_after
+            self.probing = False
 
-    def mark_stale(self) -> None:
-        """A pending invalidation was committed: reconcile before trusting the cache again."""
-        with self.lock:
-            self.epoch += 1
-            self.outage = True
 
-    def recovered(self, epoch: int, dropped: int) -> None:
-        """A reconcile begun at ``epoch`` finished: trust the cache unless it failed since."""
+class Housekeeper:
+    """Keeps the trusted marker alive from a thread of its own, outside every request.
+
+    Started on first use in each process (so a fork gets its own), stopped by ``shutdown``.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.ttl = float(app.config["CACHE_TRUST_TTL"])
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.pid: int | None = None
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def ensure_running(self) -> bool:
+        """Start the thread in this process if it is not running; whether it was started."""
+        if self.pid == os.getpid() or self.stopping.is_set():
+            return False
         with self.lock:
-            if self.outage and self.epoch == epoch:
-                self.outage = False
-                log.info("Settings cache trusted again; %d pending entries dropped", dropped)
+            if self.pid == os.getpid():
+                return False
+            self.pid = os.getpid()
+            self.thread = threading.Thread(target=self._run, name="settings-cache", daemon=True)
+            self.thread.start()
+            return True
+
+    def nudge(self) -> None:
+        """Ask for a reconcile now: a reader found the marker missing."""
+        self.wake.set()
+
+    def stop(self) -> None:
+        """End the thread and wait for it (tests build many apps in one process)."""
+        self.stopping.set()
+        self.wake.set()
+        thread = self.thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with self.app.app_context(), database.bounded():
+            while not self.stopping.is_set():
+                self.tick()
+                self.wake.wait(self.ttl / 5)
+                self.wake.clear()
+            db.session.remove()
+
+    def tick(self) -> None:
+        """Renew the marker when it is due; never raises."""
+        try:
+            client = _redis()
+            remaining = _guard(lambda: client.pttl(_prefixed(TRUSTED_KEY)))
+            if remaining < self.ttl * 600:
+                reconcile(client)
+        except CacheUnavailable:
+            _state().untrusted = True
+        except SQLAlchemyError as exc:
+            state = _state()
+            if not state.database_down:
+                log.warning("Cannot check pending invalidations, database unreachable: %s", exc)
+            state.database_down = True
+            state.untrusted = True
+        except Exception:
+            log.exception("Settings cache housekeeping failed")
 
 
 def init_app(app: Flask) -> None:
-    """Attach the per-process cache state to ``app``."""
+    """Attach the per-process cache state and housekeeping to ``app``."""
     app.extensions["settings_cache"] = CacheState(retry_after=app.config["CACHE_RETRY_AFTER"])
+    app.extensions["settings_cache_housekeeper"] = Housekeeper(app)
     backend = _backend_name(app.extensions["cache"][cache])
     if app.config.get("APP_ENV") == "production" and backend == "in-process":
         # Each worker would keep its own copy: a write in one is invisible to the others.
         log.warning("No Redis configured: the settings cache is per process; run one worker.")
 
 
+def shutdown(app: Flask) -> None:
+    """Stop ``app``'s housekeeping thread, if one runs."""
+    app.extensions["settings_cache_housekeeper"].stop()
+
+
 def _state() -> CacheState:
     """The cache state of the current app."""
     state: CacheState = current_app.extensions["settings_cache"]
     return state
+
+
+def _start_housekeeping() -> Housekeeper:
+    """The current app's housekeeping, started in this process if it was not yet."""
+    keeper: Housekeeper = current_app.extensions["settings_cache_housekeeper"]
+    if keeper.ensure_running():
+        # The first use in this process: trust the cache from the first request on.
+        keeper.tick()
+    return keeper
 
 
 def _prefixed(key: str) -> str:
@@ -221,15 +316,30 @@ def _guard(operation: Callable[[], Any], *, attempts: int = 1) -> Any:
     raise CacheUnavailable
 
 
-def _get_many(client: Any, *keys: str) -> list[str | None]:
-    """Read several keys in one round trip."""
-    prefixed = [_prefixed(key) for key in keys]
-    # A cluster refuses a multi-key MGET across hash slots; this splits it per slot.
+def _decode(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _read_entry(client: Any, key: str) -> tuple[str | None, bool]:
+    """The raw entry of ``key`` and whether the trusted marker was alive when it was read.
+
+    One ``MGET`` reads both at one instant. A cluster keeps them in different slots, so it
+    reads the marker first: a marker seen alive was set after the tombstones it vouches for,
+    which the entry, read later, then shows.
+    """
+    entry_key, marker_key = _prefixed(key), _prefixed(TRUSTED_KEY)
     if isinstance(client, RedisCluster):
-        values = client.mget_nonatomic(prefixed)
-    else:
-        values = client.mget(prefixed)
-    return [value.decode() if isinstance(value, bytes) else value for value in values]
+        marker = client.get(marker_key)
+        return _decode(client.get(entry_key)), marker is not None
+    entry, marker = client.mget([entry_key, marker_key])
+    return _decode(entry), marker is not None
+
+
+def _payload(entry: str | None) -> str | None:
+    """The snapshot an entry holds; ``None`` for a missing entry or a tombstone."""
+    if entry is None:
+        return None
+    return entry.partition("|")[2] or None
 
 
 def _ttl() -> int:
@@ -237,113 +347,115 @@ def _ttl() -> int:
     return max(int(current_app.config["SETTINGS_CACHE_TTL"]), 0)
 
 
-def _put(user_id: int, version: int, payload: str, *, attempts: int = 1) -> None:
-    """Store an entry unless the cache holds one as new or newer; raises ``CacheUnavailable``."""
-    key = settings_key(user_id)
+def _store(client: Any, user_id: int, version: int, payload: str) -> Any:
+    """The version-guarded store of an entry (``payload`` empty: a tombstone)."""
     entry = f"{version}|{payload}"
+    return client.eval(_STORE_IF_NEWER, 1, _prefixed(settings_key(user_id)), version, entry, _ttl())
+
+
+def _put(user_id: int, version: int, payload: str) -> None:
+    """Store an entry unless the cache holds a newer one; raises ``CacheUnavailable``."""
     client = _redis()
     if client is None:
+        key = settings_key(user_id)
         with _local_lock:
             current = cache.get(key)
             if current is None or int(str(current).partition("|")[0] or 0) < version:
-                cache.set(key, entry, timeout=_ttl())
+                cache.set(key, f"{version}|{payload}", timeout=_ttl())
         return
-    _guard(
-        lambda: client.eval(_STORE_IF_NEWER, 1, _prefixed(key), version, entry, _ttl()),
-        attempts=attempts,
-    )
+    _guard(lambda: _store(client, user_id, version, payload))
 
 
-def _reconcile(client: Any) -> set[int]:
-    """Drop the entries that writes could not refresh while the cache was away, then trust it.
+def reconcile(client: Any) -> int:
+    """Apply every pending invalidation, then renew the trusted marker.
 
-    Reads and deletes rows in short transactions of its own, never the request's session.
-    The trusted marker expires ``CACHE_TRUST_TTL`` seconds after the pending rows were read,
-    however long this took, so a row committed after that read is applied by the next
-    reconcile at the latest that long afterwards.
+    Reads and deletes rows in short transactions of its own, never a request's session.
+    The marker expires ``CACHE_TRUST_TTL`` after Redis's clock reading taken before the
+    rows were read, however long this took: a marker alive at any moment vouches for every
+    pending row committed more than that long before it.
 
-    :return: the users whose entries were dropped.
-    :raise CacheUnavailable: Redis failed, or the breaker is open (then without any SQL).
+    :return: how many pending rows were applied.
+    :raise CacheUnavailable: Redis failed.
+    :raise SQLAlchemyError: the database failed.
     """
     state = _state()
-    if not state.available():
-        raise CacheUnavailable
-    epoch = state.epoch
-    started = time.monotonic()
-    dropped: set[int] = set()
-    rows = 0
+    marker = _prefixed(TRUSTED_KEY)
+    started_ms = int(_guard(lambda: client.eval(_CLOCK_MS, 1, marker)))
+    applied = 0
     while True:
         with db.engine.connect() as connection:
             pending = connection.execute(
-                select(PendingInvalidation.id, PendingInvalidation.user_id)
+                select(
+                    PendingInvalidation.id, PendingInvalidation.user_id, PendingInvalidation.version
+                )
                 .order_by(PendingInvalidation.id)
                 .limit(RECONCILE_BATCH)
             ).all()
-        if not pending:
-            break
-        users = {row.user_id for row in pending}
-        _guard(functools.partial(client.delete, *[_prefixed(settings_key(u)) for u in users]))
-        # Exactly the rows read: a smaller id may still commit after this read.
-        with db.engine.begin() as connection:
-            ids = [row.id for row in pending]
-            connection.execute(delete(PendingInvalidation).where(PendingInvalidation.id.in_(ids)))
-        dropped |= users
-        rows += len(pending)
+        for row in pending:
+            if row.version is None:
+                _guard(functools.partial(client.delete, _prefixed(settings_key(row.user_id))))
+            else:
+                _guard(functools.partial(_store, client, row.user_id, row.version, ""))
+        if pending:
+            # Exactly the rows read: a smaller id may still commit after this read.
+            with db.engine.begin() as connection:
+                ids = [row.id for row in pending]
+                connection.execute(
+                    delete(PendingInvalidation).where(PendingInvalidation.id.in_(ids))
+                )
+        applied += len(pending)
         if len(pending) < RECONCILE_BATCH:
             break
-    budget_ms = int(current_app.config["CACHE_TRUST_TTL"] * 1000)
-    remaining_ms = budget_ms - int((time.monotonic() - started) * 1000)
-    if remaining_ms > 0:
-        marker = _prefixed(TRUSTED_KEY)
-        _guard(lambda: client.set(marker, b"1", px=remaining_ms))
-    state.recovered(epoch, rows)
-    return dropped
-
-
-def _reconcile_if_reachable(client: Any) -> set[int]:
-    """The periodic reconcile, skipped while the database is down.
-
-    It only guards against a failure that another worker saw; with the database down no
-    write can happen either, and warm reads must keep answering, so the entry is served.
-    """
-    state = _state()
-    try:
-        dropped = _reconcile(client)
-    except DBAPIError as exc:
-        if not state.database_down_logged:
-            state.database_down_logged = True
-            log.warning("Cannot check pending invalidations, database unreachable: %s", exc.orig)
-        return set()
-    state.database_down_logged = False
-    return dropped
+    expires_ms = started_ms + int(current_app.config["CACHE_TRUST_TTL"] * 1000)
+    _guard(lambda: client.set(marker, b"1", pxat=expires_ms))
+    if state.untrusted or state.database_down:
+        log.info("Settings cache trusted again; %d pending entries applied", applied)
+    state.untrusted = False
+    state.database_down = False
+    state.stale_serve_logged = False
+    return applied
 
 
 def read_through(user_id: int, load: Loader) -> str | None:
     """Return the cached payload for ``user_id``, loading and caching it on a miss.
 
-    Never raises a cache error: when Redis is unavailable the payload comes from ``load``.
+    Never raises a cache error: when Redis is unavailable or not trusted the payload comes
+    from ``load``. An untrusted entry is served only when the database cannot be reached.
 
     :param load: reads ``(version, payload)`` from the database, or ``None`` if no such user.
     """
-    key = settings_key(user_id)
     client = _redis()
     if client is None:
-        entry = cache.get(key)
-        if entry is not None:
-            return str(entry).partition("|")[2]
-    else:
-        try:
-            if _state().outage:
-                _reconcile(client)
-            entry, trusted = _guard(lambda: _get_many(client, key, TRUSTED_KEY))
-            # The entry was read before the reconcile; only usable if it dropped nothing of it.
-            if trusted is None and user_id in _reconcile_if_reachable(client):
-                entry = None
-            if entry is not None:
-                return str(entry).partition("|")[2]
-        except CacheUnavailable:
-            loaded = load(user_id)
-            return loaded[1] if loaded else None
+        entry = cache.get(settings_key(user_id))
+        payload = _payload(None if entry is None else str(entry))
+        if payload is not None:
+            return payload
+        return _load_and_put(user_id, load)
+    keeper = _start_housekeeping()
+    try:
+        entry, trusted = _guard(lambda: _read_entry(client, settings_key(user_id)))
+    except CacheUnavailable:
+        loaded = load(user_id)
+        return loaded[1] if loaded else None
+    payload = _payload(entry)
+    state = _state()
+    if payload is not None and (trusted or state.database_down):
+        return payload
+    if not trusted:
+        keeper.nudge()
+    try:
+        return _load_and_put(user_id, load)
+    except DBAPIError:
+        if payload is None:
+            raise
+        if not state.stale_serve_logged:
+            state.stale_serve_logged = True
+            log.warning("Database unreachable: serving cached settings that are not confirmed")
+        return payload
+
+
+def _load_and_put(user_id: int, load: Loader) -> str | None:
+    """Read a user's entry from the database and cache it (best effort)."""
     loaded = load(user_id)
     if loaded is None:
         return None
@@ -354,35 +466,59 @@ def read_through(user_id: int, load: Loader) -> str | None:
     return payload
 
 
-def record_pending_in(user_id: int) -> bool:
-    """In a write's open transaction (``db.session``): if the cache is down, record the entry.
+@dataclass
+class PendingWrite:
+    """A write between its ``UPDATE`` and its commit, as the cache sees it.
 
-    Recording in the write's own transaction means no crash between commit and cache
-    refresh can lose it. Pass the result to ``store`` after the commit.
-
-    :return: whether a pending invalidation was added to the transaction.
+    ``begin_write`` makes the old entry unservable before the commit: a tombstone in Redis,
+    or, when Redis is out of reach, a pending row in the write's own transaction. So no
+    crash after the commit can leave the old entry to be served.
     """
-    if _redis() is None or _state().available():
-        return False
-    db.session.execute(insert(PendingInvalidation).values(user_id=user_id))
-    return True
+
+    user_id: int
+    version: int
+    tombstone: str | None = None
+    recorded: bool = False
+
+    def committed(self, payload: str) -> None:
+        """After the commit: store the new entry; if Redis is still away, wait it out."""
+        committed_at = time.monotonic()
+        client = _redis()
+        try:
+            _put(self.user_id, self.version, payload)
+        except CacheUnavailable:
+            if client is not None and self.tombstone is None:
+                # Other processes may still trust the old entry: wait until every marker
+                # set before the commit has expired, so none is alive when this returns.
+                ttl = float(current_app.config["CACHE_TRUST_TTL"])
+                remaining = committed_at + ttl + WRITE_MARGIN - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
+
+    def abandoned(self) -> None:
+        """After a rollback: take back the tombstone, so readers keep the cached entry."""
+        client = _redis()
+        tombstone = self.tombstone
+        if client is None or tombstone is None:
+            return
+        key = _prefixed(settings_key(self.user_id))
+        with contextlib.suppress(CacheUnavailable):
+            _guard(lambda: client.eval(_DELETE_IF_EQUAL, 1, key, tombstone))
 
 
-def store(user_id: int, version: int, payload: str, *, recorded: bool = False) -> None:
-    """After a write's commit: put its entry in the cache, or record that the old one is stale.
-
-    :param recorded: the write's transaction already recorded a pending invalidation
-        (``record_pending_in``).
-    """
-    if recorded:
-        _state().mark_stale()
+def begin_write(user_id: int, version: int) -> PendingWrite:
+    """In a write's open transaction (``db.session``), before its commit; see ``PendingWrite``."""
+    pending = PendingWrite(user_id, version)
+    client = _redis()
+    if client is None:
+        return pending
     try:
-        # A second try on a fresh connection: a blip that fails this write would let other
-        # workers serve the old entry for up to CACHE_TRUST_TTL.
-        _put(user_id, version, payload, attempts=2)
+        _guard(lambda: _store(client, user_id, version, ""))
+        pending.tombstone = f"{version}|"
     except CacheUnavailable:
-        if not recorded:
-            record_pending(user_id)
+        db.session.execute(insert(PendingInvalidation).values(user_id=user_id, version=version))
+        pending.recorded = True
+    return pending
 
 
 def invalidate(user_id: int) -> None:
@@ -394,14 +530,8 @@ def invalidate(user_id: int) -> None:
     try:
         _guard(lambda: client.delete(_prefixed(settings_key(user_id))))
     except CacheUnavailable:
-        record_pending(user_id)
-
-
-def record_pending(user_id: int) -> None:
-    """Note in the database that the cached entry of ``user_id`` may be stale."""
-    with db.engine.begin() as connection:
-        connection.execute(insert(PendingInvalidation).values(user_id=user_id))
-    _state().mark_stale()
+        with db.engine.begin() as connection:
+            connection.execute(insert(PendingInvalidation).values(user_id=user_id))
 
 
 def pending_count() -> int:
@@ -415,32 +545,29 @@ def available() -> bool:
     return _state().available()
 
 
-def health() -> dict[str, Any]:
+def health(*, count_pending: bool = True) -> dict[str, Any]:
     """State of the cache for ``/healthz``: backend, ``ok`` or ``degraded``, pending entries.
 
-    Pings Redis (unless the breaker is open) and, after an outage, reconciles, so a worker
-    that serves only health checks still notices when Redis is back.
+    ``ok`` needs Redis to answer and the trusted marker to be alive: only then do warm reads
+    come from the cache.
+
+    :param count_pending: ask the database how many invalidations wait (``None`` if not).
     """
     state = _state()
     client = _redis()
     body: dict[str, Any] = {"backend": _backend_name(cache.cache)}
     status = "ok"
     if client is not None:
+        _start_housekeeping()
         try:
-            _guard(client.ping)
-            if state.outage:
-                _reconcile(client)
+            if _guard(lambda: client.pttl(_prefixed(TRUSTED_KEY))) <= 0:
+                status = "degraded"
         except CacheUnavailable:
             status = "degraded"
-        except SQLAlchemyError:
-            # The database check reports that; the cache stays untrusted until it is back.
-            pass
         body["breaker"] = "closed" if state.open_until is None else "open"
-    if state.outage:
-        status = "degraded"
     body["status"] = status
-    try:
-        body["pending_invalidations"] = pending_count()
-    except SQLAlchemyError:
-        body["pending_invalidations"] = None
+    body["pending_invalidations"] = None
+    if count_pending:
+        with contextlib.suppress(SQLAlchemyError):
+            body["pending_invalidations"] = pending_count()
     return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -10,7 +11,7 @@ from typing import Any
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from wtforms import BooleanField, Field, RadioField, SelectField
+from wtforms import BooleanField, Field, HiddenField, RadioField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 from wtforms.widgets import Select
@@ -164,11 +165,38 @@ class Section:
 class SettingsFormBase(FlaskForm):
     """Behaviour shared by the built settings form; the fields come from the registry."""
 
+    #: The values the page was rendered with (JSON, dotted keys), so a no-script save can
+    #: tell what the person changed on it from what changed elsewhere meanwhile.
+    shown = HiddenField()
+
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> SettingsFormBase:
         """A form showing effective settings (dotted keys), ignoring any request body."""
-        data = {pref.field_name: values[pref.key] for pref in PREFERENCES}
+        data: dict[str, Any] = {pref.field_name: values[pref.key] for pref in PREFERENCES}
+        data["shown"] = json.dumps({pref.key: values[pref.key] for pref in PREFERENCES})
         return cls(formdata=None, data=data)
+
+    def seen(self) -> dict[str, Any] | None:
+        """The values the submitted page showed, or ``None`` if it did not say (older page)."""
+        try:
+            shown = json.loads(self.shown.data or "")
+        except ValueError:
+            return None
+        if not isinstance(shown, dict):
+            return None
+        return {pref.key: shown[pref.key] for pref in PREFERENCES if pref.key in shown}
+
+    def edited(self) -> dict[str, Any]:
+        """What the person changed on the page: submitted values that differ from the shown.
+
+        Without a record of what was shown every submitted value counts as changed.
+        """
+        seen = self.seen() or {}
+        return {
+            key: value
+            for key, value in self.changes().items()
+            if key not in seen or value != seen[key] or type(value) is not type(seen[key])
+        }
 
     def preference_fields(self) -> Iterator[tuple[Preference, Field]]:
         """Each preference with its bound field, in registry order."""

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import available_timezones
 
+import pytz
 from babel import Locale
 
-from app.text import gettext, lazy_gettext
+from app.text import gettext, lazy_gettext, ngettext
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,14 @@ def shipped_locales() -> tuple[str, ...]:
 
 @cache
 def time_zones() -> tuple[str, ...]:
-    """IANA zone names known to ``zoneinfo``, sorted; computed once per process."""
-    return tuple(sorted(available_timezones()))
+    """IANA zone names every part of the app can use, sorted; computed once per process.
+
+    They come from pytz, a pinned dependency, not from the host's zone files: Flask-Babel
+    and Babel format every time with pytz, so a zone it lacks (``Factory``, ``localtime``)
+    would break every page, and hosts with different zone files would accept different
+    names.
+    """
+    return tuple(sorted(pytz.all_timezones_set))
 
 
 @cache
@@ -114,16 +120,26 @@ class Preference:
         """Display name of an allowed value."""
         return self.option_label(value) if self.option_label else value
 
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` may be stored; builds no message, so it never needs a locale.
+
+        Reading settings calls this for every stored choice, also while the request's
+        language is being worked out from those very settings.
+        """
+        if self.type == "boolean":
+            return isinstance(value, bool)
+        return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH and self.is_allowed(value)
+
     def check(self, value: Any) -> str | None:
         """Return why ``value`` is not acceptable, or ``None`` if it is."""
+        if self.accepts(value):
+            return None
         if self.type == "boolean":
-            return None if isinstance(value, bool) else gettext("Must be true or false.")
+            return gettext("Must be true or false.")
         if not isinstance(value, str):
             return gettext("Must be a string.")
         if len(value) > MAX_STRING_LENGTH:
             return gettext("Must be at most %(count)d characters long.", count=MAX_STRING_LENGTH)
-        if self.is_allowed(value):
-            return None
         if self.options is time_zones:
             return gettext(
                 "Unknown time zone %(value)s; use an IANA name such as Europe/Berlin.",
@@ -191,10 +207,29 @@ GROUPS: frozenset[str] = frozenset(pref.group for pref in PREFERENCES if pref.gr
 Errors = dict[str, list[str]]
 
 
+#: How many keys an error report names; a document with thousands of bad keys gets a
+#: report of this size and a count of the rest, not a copy of itself.
+MAX_REPORTED_ERRORS = 20
+
+
+def capped(errors: Errors) -> Errors:
+    """``errors`` with at most ``MAX_REPORTED_ERRORS`` keys, and one message for the rest."""
+    if len(errors) <= MAX_REPORTED_ERRORS:
+        return errors
+    kept = dict(list(errors.items())[:MAX_REPORTED_ERRORS])
+    rest = len(errors) - MAX_REPORTED_ERRORS
+    more = ngettext(
+        "…and %(num)d more problem, not listed.", "…and %(num)d more problems, not listed.", rest
+    )
+    kept[""] = [*kept.get("", []), more]
+    return kept
+
+
 class ValidationError(Exception):
     """Input that cannot be saved; ``errors`` maps each dotted key to its messages."""
 
     def __init__(self, errors: Errors) -> None:
+        errors = capped(errors)
         super().__init__(errors)
         self.errors = errors
 
@@ -334,22 +369,30 @@ def validate_keys(keys: Iterable[Any]) -> list[str]:
 _reported: set[tuple[str, str]] = set()
 
 
+def _report_once(key: str, value: Any, problem: str) -> None:
+    """Log a stored value that reads as the default, once per process and value."""
+    text = repr(value)[:200]
+    if (key, text) not in _reported:
+        _reported.add((key, text))
+        log.warning("Stored %s %s %s; using the default", key or "preferences", text, problem)
+
+
 def effective(stored: Mapping[str, Any]) -> dict[str, Any]:
     """Settings a reader sees: stored choices that are still valid, defaults for the rest.
 
     A stored value that is no longer allowed (a removed language, a renamed zone) reads as
-    the default and is logged once per process, never raised.
+    the default and is logged once per process, never raised. Nothing here is translated
+    or depends on the request, since the request's language is chosen from the result.
     """
     result = defaults()
     for key, value in stored.items():
         pref = BY_KEY.get(key)
         if pref is None:
             continue
-        if pref.check(value) is None:
+        if pref.accepts(value):
             result[key] = value
-        elif (key, repr(value)) not in _reported:
-            _reported.add((key, repr(value)))
-            log.warning("Stored value %r for %s is no longer valid; using the default", value, key)
+        else:
+            _report_once(key, value, "is no longer valid")
     return result
 
 
@@ -365,14 +408,24 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def upgrade(document: Mapping[str, Any] | None) -> dict[str, Any]:
+def upgrade(document: Any) -> dict[str, Any]:
     """Bring a stored preferences document to ``STORAGE_VERSION`` (flat dotted keys).
 
     Version 0 (no ``_v``) nested groups as objects and allowed ``notifications`` to be a bare
     boolean meaning "all notifications on or off".
     """
-    doc = dict(document or {})
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        _report_once("", document, "is not an object")
+        return {}
+    doc = dict(document)
     version = doc.pop(VERSION_FIELD, 0)
+    # ``True`` is an int in Python, but not a version.
+    if type(version) is not int or not 0 <= version <= STORAGE_VERSION:
+        # A newer release wrote it (or something else did): nothing in it can be trusted.
+        _report_once(VERSION_FIELD, version, "is not a storage version this release reads")
+        return {}
     if version == 0:
         flat: dict[str, Any] = {}
         for name, value in doc.items():
@@ -384,7 +437,22 @@ def upgrade(document: Mapping[str, Any] | None) -> dict[str, Any]:
             else:
                 flat[name] = value
         doc = flat
+    # Written straight into SQLite, NaN is readable JSON there, but no cache entry or
+    # history row can hold it.
+    for key in [key for key, value in doc.items() if not _finite(value)]:
+        _report_once(key, doc.pop(key), "is not finite")
     return doc
+
+
+def _finite(value: Any) -> bool:
+    """Whether a JSON value holds no NaN or infinity anywhere."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(child) for child in value.values())
+    if isinstance(value, list):
+        return all(_finite(child) for child in value)
+    return True
 
 
 def stored_document(choices: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,5 +467,16 @@ def fingerprint() -> str:
     Changing a default changes what users who never chose see, so cached copies held by
     clients must not validate any more.
     """
-    material = [(p.key, p.type, p.default, p.allowed()) for p in PREFERENCES]
+    material = [(p.key, p.type, p.default, _allowed_material(p)) for p in PREFERENCES]
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()[:10]
+
+
+def _allowed_material(pref: Preference) -> Any:
+    """What of ``pref``'s allowed values the fingerprint covers: only what the code defines.
+
+    The zone list comes from a dependency that an upgrade may change; hashing it would give
+    two hosts (or one host before and after an upgrade) different ETags for the same data.
+    """
+    if pref.options is time_zones:
+        return "iana-time-zones"
+    return pref.allowed()

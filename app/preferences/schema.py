@@ -81,7 +81,7 @@ def _allowed_text(pref: Preference) -> str:
     if pref.type == "boolean":
         return "`true`, `false`"
     if pref.options is time_zones:
-        return "any IANA time zone name known to `zoneinfo` (for example `Europe/Berlin`)"
+        return "any IANA time zone name in the pinned pytz database (for example `Europe/Berlin`)"
     return ", ".join(f"`{value}`" for value in pref.allowed())
 
 

@@ -44,6 +44,18 @@ class VersionMismatch(Exception):
         self.current = current
 
 
+class ConflictingChange(Exception):
+    """Keys the caller changed were also changed elsewhere since it read them; nothing saved.
+
+    ``keys`` are the dotted keys in conflict, ``current`` every effective value as stored.
+    """
+
+    def __init__(self, keys: list[str], current: dict[str, Any]) -> None:
+        super().__init__(f"changed elsewhere: {', '.join(keys)}")
+        self.keys = keys
+        self.current = current
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a request needs to know about a user, small enough to cache: no ORM object."""
@@ -207,9 +219,12 @@ def _snapshot_from_row(row: Any) -> Snapshot:
 
 def load_snapshot(user_id: int) -> Snapshot | None:
     """Read a user's snapshot straight from the database."""
-    row = db.session.execute(select(*_COLUMNS).where(User.id == user_id)).one_or_none()
-    # Reads must not hold a transaction (and on SQLite a lock) past this statement.
-    db.session.rollback()
+    try:
+        row = db.session.execute(select(*_COLUMNS).where(User.id == user_id)).one_or_none()
+    finally:
+        # Reads must not hold a transaction (and on SQLite a lock) past this statement, and
+        # a failed one must not leave the session unusable for the error page.
+        db.session.rollback()
     return _snapshot_from_row(row) if row else None
 
 
@@ -341,31 +356,35 @@ def _write(
 
     With ``known`` (the snapshot the request holds) the write is first tried as a
     compare-and-set on its version; otherwise, or if the row moved on, the row is read under
-    a lock. The cache is refreshed after the commit, so no reader can see the new entry
-    before the database has it. ``account`` returns other columns to write in the same
-    statement. Each changed key is added to the history, tagged with ``source``, in the
-    same transaction: no change without its history row, no row without its change.
+    a lock. Before the commit the cache makes the old entry unservable, after it the new
+    entry is stored (``cache.begin_write``), so no reader sees the new entry before the
+    database has it, nor the old one once this returns. ``account`` returns other columns
+    to write in the same statement. Each changed key is added to the history, tagged with
+    ``source``, in the same transaction: no change without its history row, no row without
+    its change.
 
     :raise VersionMismatch: ``expected_version`` is given and is not the current version.
     """
     session = db.session
+    pending: cache.PendingWrite | None = None
     try:
         values: dict[str, Any] | None = None
         current: Snapshot | None = known
         if (
             known is not None
             and known.user_id == user_id
-            and expected_version
-            in (
-                None,
-                known.version,
-            )
+            and expected_version in (None, known.version)
         ):
-            choices = change(dict(known.choices))
+            try:
+                choices = change(dict(known.choices))
+            except ConflictingChange:
+                # Judged against a snapshot that may trail the row: decided under the lock.
+                choices = dict(known.choices)
+                current = None
             columns = account(known) if account else {}
             # A write that looks like a no-op against the cache is confirmed under the lock:
             # a stale cache must never swallow a real change.
-            if choices != known.choices or columns:
+            if current is not None and (choices != known.choices or columns):
                 values = _new_values(known, choices, columns)
                 if not _compare_and_set(known, choices, values):
                     values = None
@@ -386,10 +405,12 @@ def _write(
             _record_changes(
                 user_id, current.choices, choices, source, values["preferences_updated_at"]
             )
-        recorded = cache.record_pending_in(user_id)
+        pending = cache.begin_write(user_id, values["version"])
         session.commit()
     except BaseException:
         session.rollback()
+        if pending is not None:
+            pending.abandoned()
         raise
     written = Snapshot(
         user_id=current.user_id,
@@ -401,7 +422,7 @@ def _write(
         updated_at=values.get("preferences_updated_at", current.updated_at),
         is_admin=values.get("is_admin", current.is_admin),
     )
-    cache.store(user_id, written.version, written.to_json(), recorded=recorded)
+    pending.committed(written.to_json())
     return written
 
 
@@ -412,6 +433,7 @@ def update_settings(
     expected_version: int | None = None,
     known: Snapshot | None = None,
     source: str = "other",
+    seen: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Save dotted ``changes``; a ``None`` value resets that key. Other keys keep their value.
 
@@ -420,12 +442,18 @@ def update_settings(
     :param known: the snapshot the caller already holds (the signed-in user's), which lets
         most writes skip the locked read; never trusted beyond its version.
     :param source: where the change comes from, recorded in the history (``SOURCES``).
+    :param seen: the effective value of each changed key as the caller last saw it; a key
+        whose stored value has moved on since (to something else than the change) is a
+        conflict, checked under the same lock as the write.
     :raise registry.ValidationError: with a message per dotted key.
     :raise VersionMismatch: the settings changed since ``expected_version``.
+    :raise ConflictingChange: ``seen`` is out of date for a changed key.
     """
     cleaned = registry.validate(changes, allow_null=True)
 
     def merge(choices: dict[str, Any]) -> dict[str, Any]:
+        if seen is not None:
+            _check_seen(choices, cleaned, seen)
         for key, value in cleaned.items():
             if value is None:
                 choices.pop(key, None)
@@ -434,6 +462,29 @@ def update_settings(
         return choices
 
     return _write(user_id, merge, expected_version, known=known, source=source).settings
+
+
+def _check_seen(
+    choices: Mapping[str, Any], changes: Mapping[str, Any], seen: Mapping[str, Any]
+) -> None:
+    """Raise ``ConflictingChange`` for changed keys whose value moved on since ``seen``.
+
+    :raise ConflictingChange: with every such key.
+    """
+    now = registry.effective(choices)
+    defaults = registry.defaults()
+    conflicts = []
+    for key, value in changes.items():
+        wanted = defaults[key] if value is None else value
+        if key in seen and not _same(now[key], seen[key]) and not _same(now[key], wanted):
+            conflicts.append(key)
+    if conflicts:
+        raise ConflictingChange(conflicts, now)
+
+
+def _same(one: Any, other: Any) -> bool:
+    """Equal and of one type: ``True == 1`` in Python, but not as a stored setting."""
+    return bool(one == other and type(one) is type(other))
 
 
 def update_from_document(
@@ -554,7 +605,7 @@ def exportable(choices: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in choices.items()
-        if key in registry.BY_KEY and registry.BY_KEY[key].check(value) is None
+        if key in registry.BY_KEY and registry.BY_KEY[key].accepts(value)
     }
 
 
@@ -642,15 +693,23 @@ def read_export(document: Any) -> dict[str, Any]:
 
 
 def import_document(
-    user_id: int, document: Any, *, dry_run: bool = False, known: Snapshot | None = None
+    user_id: int,
+    document: Any,
+    *,
+    dry_run: bool = False,
+    known: Snapshot | None = None,
+    expected_version: int | None = None,
 ) -> ImportResult:
     """Replace a user's choices with those of an exported document, all or nothing.
 
     Keys the document does not hold go back to their default: after an import the user's
     choices are exactly the document's. A dry run reports the same changes, writes nothing.
 
+    :param expected_version: the version a preview was made against; the import is refused
+        if anything changed since, as the preview would no longer say what it does.
     :raise registry.ValidationError: the document is not one this app can read; nothing
         was changed.
+    :raise VersionMismatch: the settings changed since ``expected_version``.
     :raise UserNotFound: no such user.
     """
     choices = read_export(document)
@@ -667,5 +726,5 @@ def import_document(
         seen.append(dict(stored))
         return dict(choices)
 
-    written = _write(user_id, swap, None, known=known, source="import")
+    written = _write(user_id, swap, expected_version, known=known, source="import")
     return ImportResult(changed_keys(seen[-1], written.choices), written.settings, False)

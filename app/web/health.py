@@ -26,11 +26,9 @@ def healthz() -> ResponseReturnValue:
     except DBAPIError as exc:
         db.session.rollback()
         database = {"status": "down", "error": type(exc.orig).__name__}
-    try:
-        cache_state = cache.health()
-    except DBAPIError:
-        cache_state = {"status": "unknown"}
     healthy = database["status"] == "ok"
+    # Counting pending invalidations would wait for an unreachable database a second time.
+    cache_state = cache.health(count_pending=healthy)
     body = {"status": "ok" if healthy else "down", "database": database, "cache": cache_state}
     if healthy and cache_state["status"] != "ok":
         body["status"] = "degraded"

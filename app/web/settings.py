@@ -11,12 +11,14 @@ from flask_babel import force_locale
 from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
+from app import bodies
 from app.api.routes import IMPORT_MAX_BYTES, import_too_large, parse_json
 from app.errors import error_response
 from app.htmx import is_htmx_request, render_page_or_fragment, trigger
 from app.preferences import registry, service
 from app.preferences.forms import SettingsForm, SettingsFormBase
 from app.preferences.registry import Preference
+from app.ratelimits import settings_writes
 from app.text import gettext, ngettext
 from app.web import changes
 
@@ -30,28 +32,14 @@ HISTORY = "settings/_history.html"
 HISTORY_PAGE = "settings/history.html"
 IMPORT = "settings/_import.html"
 
-#: Body limits of the import pages: the upload holds a file of up to ``IMPORT_MAX_BYTES``
-#: plus multipart framing; the confirm step carries the document form-encoded, where a
-#: quote takes three bytes. Both are over the app-wide ``MAX_CONTENT_LENGTH``.
-BODY_LIMITS = {
-    "settings.import_preview": IMPORT_MAX_BYTES + 8 * 1024,
-    "settings.import_confirm": 3 * IMPORT_MAX_BYTES + 8 * 1024,
-}
+# Body limits of the import pages: the upload holds a file of up to ``IMPORT_MAX_BYTES``
+# plus multipart framing; the confirm step carries the document form-encoded, where a
+# quote takes three bytes. Both are over the app-wide ``MAX_CONTENT_LENGTH``.
+bodies.allow("settings.import_preview", IMPORT_MAX_BYTES + 8 * 1024)
+bodies.allow("settings.import_confirm", 3 * IMPORT_MAX_BYTES + 8 * 1024)
 
 #: How many characters of a submitted field name are echoed back in a message.
 MAX_ECHO = 40
-
-
-@bp.url_value_preprocessor
-def _raise_body_limit(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Allow the import pages their larger bodies.
-
-    URL value preprocessors run before every ``before_request`` function, so the limit is
-    in place before CSRFProtect parses the form.
-    """
-    limit = BODY_LIMITS.get(endpoint or "")
-    if limit is not None:
-        request.max_content_length = limit
 
 
 @dataclass
@@ -62,6 +50,10 @@ class ImportState:
     changes: list[changes.ChangeRow] = field(default_factory=list)
     #: The document as uploaded, carried by the confirm form in a hidden field.
     document: str = ""
+    #: The settings version the preview was made against, carried by the confirm form.
+    version: int | None = None
+    #: Why the preview is shown again, if it is.
+    notice: str = ""
 
 
 @bp.get("/settings")
@@ -71,6 +63,7 @@ def index() -> ResponseReturnValue:
 
 
 @bp.post("/settings")
+@settings_writes
 def save() -> ResponseReturnValue:
     """Save the whole form (no script): back to the page with "Saved", or 422 with errors."""
     settings = current_user.settings
@@ -80,23 +73,49 @@ def save() -> ResponseReturnValue:
         names = ", ".join(name[:MAX_ECHO] for name in unknown[:3])
         form.form_errors.append(gettext("There is no setting called %(names)s.", names=names))
     elif form.validate():
-        # Only what differs is stored, so keys left alone keep following their defaults.
+        # Only what the person changed on the page, and only where it differs, is stored:
+        # keys left alone keep following their defaults and what other windows saved.
         changes = {
-            key: value for key, value in form.changes().items() if value != settings.values[key]
+            key: value for key, value in form.edited().items() if value != settings.values[key]
         }
         try:
             saved = service.update_settings(
-                current_user.id, changes, known=current_user.snapshot, source="page"
+                current_user.id,
+                changes,
+                known=current_user.snapshot,
+                source="page",
+                seen=form.seen(),
             )
         except registry.ValidationError as exc:
             form.add_errors(exc.errors)
+        except service.ConflictingChange as exc:
+            return _conflict(exc)
         else:
             _flash_saved(saved)
             return redirect(url_for("settings.index"), code=303)
     return render_page_or_fragment(PAGE, FORM, 422, form=form, settings=settings)
 
 
+def _conflict(conflict: service.ConflictingChange) -> ResponseReturnValue:
+    """409: the form as stored now, naming each key that another window changed meanwhile."""
+    form = SettingsForm.from_settings(conflict.current)
+    form.form_errors.append(
+        gettext(
+            "Some settings were changed in another window or on another device after this "
+            "page was loaded. They are shown as they are now: choose again and save."
+        )
+    )
+    for key in conflict.keys:
+        pref = registry.BY_KEY[key]
+        value = changes.display_value(key, conflict.current[key])
+        form[pref.field_name].errors = [
+            gettext("Changed elsewhere meanwhile; it is now %(value)s.", value=value)
+        ]
+    return render_page_or_fragment(PAGE, FORM, 409, form=form, settings=current_user.settings)
+
+
 @bp.post("/settings/<field_name>")
+@settings_writes
 def save_field(field_name: str) -> ResponseReturnValue:
     """Save one setting (htmx): its re-rendered field, with "Saved" or the error announced."""
     pref = registry.BY_FIELD_NAME.get(field_name)
@@ -146,16 +165,33 @@ def import_preview() -> ResponseReturnValue:
 
 
 @bp.post("/settings/import/confirm")
+@settings_writes
 def import_confirm() -> ResponseReturnValue:
     """Apply a previewed document, all or nothing; back to the page with what changed."""
     text = request.form.get("document", "")
     state = ImportState(document=text)
     document = _parse_document(text.encode(), state)
+    previewed = request.form.get("version", "")
     if not state.errors:
         try:
-            result = service.import_document(current_user.id, document, known=current_user.snapshot)
+            result = service.import_document(
+                current_user.id,
+                document,
+                known=current_user.snapshot,
+                expected_version=int(previewed)
+                if previewed.isascii() and previewed.isdigit()
+                else None,
+            )
         except registry.ValidationError as exc:
             state.errors = _messages(exc.errors)
+        except service.VersionMismatch:
+            # The preview no longer says what importing does: show what it would do now.
+            state = _preview(text.encode())
+            state.notice = gettext(
+                "Your settings changed after the preview, so nothing was imported. "
+                "This is what importing the file would change now."
+            )
+            return _render_import(state, 409)
         else:
             with force_locale(result.settings.values["locale"]):
                 count = len(result.changes)
@@ -209,6 +245,7 @@ def _preview(upload: bytes | str | None) -> ImportState:
     except registry.ValidationError as exc:
         return ImportState(errors=_messages(exc.errors))
     state.changes = changes.rows(result.changes)
+    state.version = result.settings.version
     return state
 
 

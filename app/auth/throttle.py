@@ -1,0 +1,259 @@
+"""Throttles for anonymous work that costs a password hash: sign-in and sign-up.
+
+Two shapes, each counted atomically *before* the hash is computed, so concurrent attempts
+cannot slip past a limit:
+
+- **Per client address**, fixed windows (``"5 per minute; 20 per hour"``): sign-up counts
+  every attempt, sign-in only failed ones (a success gives its slot back).
+- **Per account**, exponential back-off: the first ``SIGNIN_FREE_FAILURES`` failures cost
+  nothing; after that each attempt must wait twice as long as the one before, from one
+  second up to ``SIGNIN_MAX_DELAY``. So guessing from many addresses is slow, and an attacker
+  can keep a victim waiting at most that long. A successful sign-in clears it.
+
+Counters live in the rate limiter's storage (Redis in production, through one Lua script per
+check) and fall back to this process's memory while Redis cannot be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from limits import parse_many
+from limits.storage import MemoryStorage
+from redis.exceptions import RedisError
+
+from app.extensions import limiter
+
+log = logging.getLogger(__name__)
+
+# KEYS: one counter per window; ARGV[1..n]: each window's limit, ARGV[n+1..2n]: its seconds.
+# Counts one attempt in every window unless one of them is full; returns 0 when counted, or
+# the seconds until the full window ends.
+_COUNT = """
+local n = #KEYS
+for i = 1, n do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[i]) then
+    local ttl = redis.call('TTL', KEYS[i])
+    if ttl < 1 then ttl = 1 end
+    return ttl
+  end
+end
+for i = 1, n do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[n + i]) end
+end
+return 0
+"""
+
+# KEYS[1]: the account's hash {f = attempts, t = next allowed, ms}. ARGV: free, base ms,
+# max ms, lifetime s. Returns {0, attempts left before a wait} or {1, ms to wait}.
+_BACK_OFF = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'f', 't')
+local attempts = tonumber(state[1] or '0')
+local next_at = tonumber(state[2] or '0')
+if ms < next_at then return {1, next_at - ms} end
+attempts = attempts + 1
+local free = tonumber(ARGV[1])
+if attempts >= free then
+  local delay = math.min(tonumber(ARGV[2]) * 2 ^ (attempts - free), tonumber(ARGV[3]))
+  redis.call('HSET', KEYS[1], 'f', attempts, 't', ms + delay)
+else
+  redis.call('HSET', KEYS[1], 'f', attempts)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {0, math.max(free - attempts, 0)}
+"""
+
+# Give one attempt back in each window that still counts it.
+_GIVE_BACK = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+
+#: How long an account's back-off is remembered after its last failed attempt.
+BACK_OFF_LIFETIME = 3600
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an attempt may go ahead, and if not, for how long to wait."""
+
+    allowed: bool
+    retry_after: int = 0
+    #: Attempts left before the next one must wait (sign-in per account), if known.
+    remaining: int | None = None
+
+
+ALLOWED = Verdict(True)
+
+
+class _Local:
+    """The same counters in this process's memory, for when Redis cannot be reached."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counters: dict[str, tuple[int, float]] = {}
+        self.accounts: dict[str, tuple[int, float, float]] = {}
+
+    def count(self, windows: list[tuple[str, int, int]]) -> int:
+        now = time.monotonic()
+        with self.lock:
+            for key, amount, _seconds in windows:
+                used, until = self.counters.get(key, (0, 0.0))
+                if until > now and used >= amount:
+                    return max(1, math.ceil(until - now))
+            for key, _amount, seconds in windows:
+                used, until = self.counters.get(key, (0, 0.0))
+                self.counters[key] = (used + 1, until) if until > now else (1, now + seconds)
+        return 0
+
+    def give_back(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            for key in keys:
+                used, until = self.counters.get(key, (0, 0.0))
+                if used > 0:
+                    self.counters[key] = (used - 1, until)
+
+    def back_off(self, key: str, free: int, base: float, most: float) -> tuple[int, float]:
+        now = time.monotonic()
+        with self.lock:
+            attempts, next_at, until = self.accounts.get(key, (0, 0.0, 0.0))
+            if until <= now:
+                attempts, next_at = 0, 0.0
+            if now < next_at:
+                return 1, next_at - now
+            attempts += 1
+            if attempts >= free:
+                next_at = now + min(base * 2 ** (attempts - free), most)
+            self.accounts[key] = (attempts, next_at, now + BACK_OFF_LIFETIME)
+            return 0, max(free - attempts, 0)
+
+    def clear(self, key: str) -> None:
+        with self.lock:
+            self.accounts.pop(key, None)
+
+
+_local = _Local()
+_reported = threading.Event()
+
+
+def _redis() -> Any:
+    """The Redis client behind the rate limiter's storage, or ``None`` for memory."""
+    storage = limiter.storage
+    if isinstance(storage, MemoryStorage) or not hasattr(storage, "get_connection"):
+        return None
+    return storage.get_connection()
+
+
+def _unreachable(exc: Exception) -> None:
+    if not _reported.is_set():
+        _reported.set()
+        log.warning("Rate limit storage unreachable, counting in memory: %s", exc)
+
+
+def _prefix() -> str:
+    return str(current_app.config.get("RATELIMIT_KEY_PREFIX") or "")
+
+
+def _windows(limits: str, scope: str, who: str) -> list[tuple[str, int, int]]:
+    """(key, amount, seconds) for each fixed window of ``limits``, now."""
+    now = int(time.time())
+    windows = []
+    for item in parse_many(limits):
+        seconds = int(item.get_expiry())
+        # A hash tag keeps one client's windows in one Redis Cluster slot.
+        key = f"{_prefix()}throttle:{{{scope}:{who}}}:{seconds}:{now // seconds}"
+        windows.append((key, int(item.amount), seconds))
+    return windows
+
+
+def count(limits: str, scope: str, who: str) -> Verdict:
+    """Count one attempt by ``who`` against ``limits``, unless a window is full."""
+    windows = _windows(limits, scope, who)
+    client = _redis()
+    try:
+        if client is None:
+            wait = _local.count(windows)
+        else:
+            wait = int(
+                client.eval(
+                    _COUNT,
+                    len(windows),
+                    *[key for key, _, _ in windows],
+                    *[amount for _, amount, _ in windows],
+                    *[seconds for _, _, seconds in windows],
+                )
+            )
+    except (RedisError, OSError) as exc:
+        _unreachable(exc)
+        wait = _local.count(windows)
+    return ALLOWED if wait == 0 else Verdict(False, retry_after=wait)
+
+
+def give_back(limits: str, scope: str, who: str) -> None:
+    """Return the slot of an attempt that turned out not to count (a successful sign-in)."""
+    keys = [key for key, _, _ in _windows(limits, scope, who)]
+    client = _redis()
+    if client is None:
+        _local.give_back(keys)
+        return
+    try:
+        client.eval(_GIVE_BACK, len(keys), *keys)
+    except (RedisError, OSError) as exc:
+        _unreachable(exc)
+        _local.give_back(keys)
+
+
+def _account_key(email: str) -> str:
+    # Hashed, so the storage holds no addresses; unknown emails are throttled alike.
+    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
+    return f"{_prefix()}throttle:account:{digest}"
+
+
+def account_attempt(email: str) -> Verdict:
+    """Count a sign-in attempt for ``email`` under its back-off, or say how long to wait."""
+    config = current_app.config
+    free = int(config["SIGNIN_FREE_FAILURES"])
+    most = float(config["SIGNIN_MAX_DELAY"])
+    key = _account_key(email)
+    client = _redis()
+    try:
+        if client is None:
+            refused, value = _local.back_off(key, free, 1.0, most)
+        else:
+            refused, value = client.eval(
+                _BACK_OFF, 1, key, free, 1000, int(most * 1000), BACK_OFF_LIFETIME
+            )
+            value = int(value) / 1000 if refused else int(value)
+    except (RedisError, OSError) as exc:
+        _unreachable(exc)
+        refused, value = _local.back_off(key, free, 1.0, most)
+    if refused:
+        return Verdict(False, retry_after=max(1, math.ceil(value)))
+    return Verdict(True, remaining=int(value))
+
+
+def account_succeeded(email: str) -> None:
+    """A correct password: the account's back-off starts over."""
+    key = _account_key(email)
+    client = _redis()
+    if client is None:
+        _local.clear(key)
+        return
+    try:
+        client.delete(key)
+    except (RedisError, OSError) as exc:
+        _unreachable(exc)
+        _local.clear(key)
