@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -21,7 +20,6 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
-from werkzeug.routing import RequestRedirect
 
 from app import ratelimits
 from app.api.problems import is_api_request, problem
@@ -80,17 +78,6 @@ def init_app(app: Flask) -> None:
         """400 in plain text for a Host header outside ``TRUSTED_HOSTS``."""
         # No URLs can be built for a host we refuse, so no page either.
         return Response("Bad request: unknown host.\n", 400, mimetype="text/plain")
-
-    @app.errorhandler(RequestRedirect)
-    def canonical_url(error: RequestRedirect) -> ResponseReturnValue:
-        """The routing's redirect to a URL's canonical form (``//users`` to ``/users``).
-
-        Werkzeug builds it from the ``Host`` the client sent; a relative one cannot point
-        anywhere else, whatever ``TRUSTED_HOSTS`` says.
-        """
-        parts = urlsplit(error.new_url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        return redirect(target, error.code)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:

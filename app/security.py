@@ -76,6 +76,11 @@ def init_app(app: Flask) -> None:
             if "Cache-Control" not in headers:
                 headers["Cache-Control"] = "no-store"
             response.vary.add("Cookie")
+        location = headers.get("Location")
+        if location and location.startswith(request.host_url):
+            # Werkzeug's own redirects (``//users`` to ``/users``) are built from the Host
+            # the client sent; relative, they cannot point anywhere else.
+            headers["Location"] = "/" + location[len(request.host_url) :]
         return response
 
 

@@ -213,15 +213,20 @@ MAX_REPORTED_ERRORS = 20
 
 
 def capped(errors: Errors) -> Errors:
-    """``errors`` with at most ``MAX_REPORTED_ERRORS`` keys, and one message for the rest."""
-    if len(errors) <= MAX_REPORTED_ERRORS:
+    """``errors`` with at most ``MAX_REPORTED_ERRORS`` keys, and one message for the rest.
+
+    Messages about the document as a whole (key ``""``) are always kept; so is a report
+    capped already.
+    """
+    keys = [key for key in errors if key]
+    if len(keys) <= MAX_REPORTED_ERRORS:
         return errors
-    kept = dict(list(errors.items())[:MAX_REPORTED_ERRORS])
-    rest = len(errors) - MAX_REPORTED_ERRORS
+    kept = {key: errors[key] for key in keys[:MAX_REPORTED_ERRORS]}
+    rest = len(keys) - MAX_REPORTED_ERRORS
     more = ngettext(
         "…and %(num)d more problem, not listed.", "…and %(num)d more problems, not listed.", rest
     )
-    kept[""] = [*kept.get("", []), more]
+    kept[""] = [*errors.get("", []), more]
     return kept
 
 
