@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 from sqlalchemy import select
 
+from app.auth import passwords
 from app.auth import service as auth
 from app.extensions import db
 from app.models import User
@@ -35,10 +37,11 @@ preferences_cli = AppGroup("preferences", help="Preference registry tools.")
 @click.option("--admin", is_flag=True, help="Let the user open the read-only admin pages.")
 def create_user(email: str, password: str, admin: bool) -> None:
     """Create a user who can sign in with EMAIL."""
-    if len(password) < auth.MIN_PASSWORD_LENGTH:
-        raise click.ClickException(
-            f"The password needs at least {auth.MIN_PASSWORD_LENGTH} characters."
-        )
+    # The same policy as the sign-up page, worded in English like the rest of the CLI.
+    with force_locale("en"):
+        found = passwords.problems(password, email)
+    if found:
+        raise click.ClickException(" ".join(found))
     try:
         user = auth.create_user(email, password, is_admin=admin)
     except auth.EmailTaken as exc:

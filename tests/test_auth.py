@@ -1,4 +1,4 @@
-"""Registration, sign-in, sign-out, sessions, CSRF and the login rate limit."""
+"""Registration, sign-in, sign-out, password policy and change, sessions, CSRF, rate limits."""
 
 from __future__ import annotations
 
@@ -203,3 +203,74 @@ class TestRateLimit:
         for _ in range(4):
             assert auth.login().status_code == 303
             auth.logout()
+
+
+# --- the password policy ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("password", "too common"),
+        ("12345678", "too common"),
+        ("Password123!", "too common"),
+        ("dragon2024", "too common"),
+        ("aaaaaaaaaaaa", "too easy to guess"),
+        ("abcabcabc", "too easy to guess"),
+        ("11111111", "too common"),
+        ("qwertyui", "too common"),
+        ("zyxwvuts", "too easy to guess"),
+        ("asdfjklö", "too easy to guess"),
+        ("aabbaabb", "too easy to guess"),
+        ("abcd1234efgh", "too easy to guess"),
+        ("new.person@example.com", "email address"),
+        ("New.Person", "email address"),
+        ("new.person1990", "email address"),
+        ("short", "Use at least 8 characters."),
+        ("x" * 1025, "Use at most 1024 characters."),
+    ],
+)
+def test_register_refuses_weak_passwords(
+    client: FlaskClient, app: Flask, password: str, message: str
+) -> None:
+    response = register(client, "new.person@example.com", password)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert user_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    "password", [PASSWORD, "kq7fz2mw", "Tr0ub4dor&3", "mypassphrase mypassphrase"]
+)
+def test_policy_accepts_passwords_that_are_hard_to_guess(password: str) -> None:
+    from app.auth import passwords
+
+    assert passwords.problems(password, "new.person@example.com") == []
+
+
+def test_common_list_is_loaded_once_and_lower_cased() -> None:
+    from app.auth import passwords
+
+    assert len(passwords.COMMON_PASSWORDS) > 19_000
+    assert all(entry == entry.lower() for entry in passwords.COMMON_PASSWORDS)
+    assert {"password", "123456", "iloveyou", "qwertyuiop"} <= passwords.COMMON_PASSWORDS
+    assert passwords.is_common("PassWord")
+
+
+def test_cli_create_user_applies_the_same_policy(runner: Any, app: Flask) -> None:
+    for password, message in [
+        ("password", "too common"),
+        ("aaaaaaaaaaaa", "too easy to guess"),
+        ("cli.person@example.com", "email address"),
+        ("short", "at least 8 characters"),
+    ]:
+        result = runner.invoke(
+            args=["user", "create", "cli.person@example.com", "--password", password]
+        )
+        assert result.exit_code == 1, result.output
+        assert message in result.output
+    assert user_count(app) == 0
+    result = runner.invoke(
+        args=["user", "create", "cli.person@example.com", "--password", PASSWORD]
+    )
+    assert result.exit_code == 0, result.output

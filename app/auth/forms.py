@@ -1,10 +1,12 @@
 """Sign-in and registration forms."""
 
+from __future__ import annotations
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field, PasswordField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
-from app.auth.service import MIN_PASSWORD_LENGTH
+from app.auth import passwords
 from app.text import lazy_gettext as _l
 
 
@@ -12,6 +14,14 @@ def printable(form: FlaskForm, field: Field) -> None:
     """Refuse control characters (a NUL byte above all) before they reach the database."""
     if field.data and not str(field.data).isprintable():
         raise ValidationError(_l("Use printable characters only."))
+
+
+def password_policy(form: FlaskForm, field: Field) -> None:
+    """Apply the password policy, against the email the form says the account has."""
+    email = form.account_email() if hasattr(form, "account_email") else None
+    found = passwords.problems(field.data or "", email)
+    if found:
+        raise ValidationError(" ".join(found))
 
 
 class LoginForm(FlaskForm):
@@ -36,16 +46,19 @@ class RegisterForm(FlaskForm):
     )
     password = PasswordField(
         _l("Password"),
-        validators=[
-            InputRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=1024,
-                message=_l("Use at least %(min)d characters.", min=MIN_PASSWORD_LENGTH),
-            ),
-        ],
+        validators=[InputRequired(), password_policy],
+        # Tells password managers what to generate; novalidate leaves the checking to us.
+        render_kw={"minlength": passwords.MIN_LENGTH},
     )
     confirm = PasswordField(
         _l("Repeat password"),
         validators=[InputRequired(), EqualTo("password", message=_l("The passwords differ."))],
     )
+
+    def password_rules(self) -> list[str]:
+        """The password policy, shown beside the password field."""
+        return passwords.rules()
+
+    def account_email(self) -> str | None:
+        """The email the new password must not be: the one typed above it."""
+        return str(self.email.data) if self.email.data else None

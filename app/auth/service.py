@@ -11,8 +11,6 @@ from app.extensions import db
 from app.models import User
 from app.preferences import service
 
-MIN_PASSWORD_LENGTH = 8
-
 # Argon2id with the library's defaults (RFC 9106 low-memory profile): memory-hard.
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.
