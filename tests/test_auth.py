@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -274,3 +276,97 @@ def test_cli_create_user_applies_the_same_policy(runner: Any, app: Flask) -> Non
         args=["user", "create", "cli.person@example.com", "--password", PASSWORD]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_register_shows_the_rules_up_front_tied_to_the_field(client: FlaskClient) -> None:
+    page = client.get("/register").get_data(as_text=True)
+    assert '<ul class="password-rules" id="password-rules">' in page
+    for rule in (
+        "Use at least 8 characters.",
+        "Don&#39;t use a common password or a pattern such as 12345678, aaaaaaaa or qwertyui.",
+        "Don&#39;t use your email address.",
+    ):
+        assert f"<li>{rule}</li>" in page
+    password = re.search(r'<input[^>]*id="password"[^>]*>', page)
+    assert password is not None
+    assert 'aria-describedby="password-rules"' in password.group(0)
+    assert 'autocomplete="new-password"' in password.group(0)
+    assert 'minlength="8"' in password.group(0)
+    # The rules come before any submit, and no error does.
+    assert "error-summary" not in page
+    assert "<title>Create account · " in page
+
+
+def test_failed_register_has_a_linked_error_summary_and_an_error_title(
+    client: FlaskClient,
+) -> None:
+    response = register(client, "not-an-email", "password", confirm="something else")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "<title>Error: Create account · " in page
+    summary = page[page.index('id="error-summary"') - 80 :]
+    assert 'role="alert" tabindex="-1" id="error-summary"' in summary
+    assert '<a href="#email">Email: Enter a valid email address.</a>' in summary
+    assert '<a href="#password">Password: This password is too common.' in summary
+    assert '<a href="#confirm">Repeat password: The passwords differ.</a>' in summary
+    password = re.search(r'<input[^>]*id="password"[^>]*>', page)
+    assert password is not None
+    assert 'aria-describedby="password-rules password-error"' in password.group(0)
+    assert 'aria-invalid="true"' in password.group(0)
+    # Password fields never come back filled in.
+    assert 'value="password"' not in page
+
+
+def test_failed_login_has_an_error_summary_and_an_error_title(
+    client: FlaskClient, auth: AuthActions, user: int
+) -> None:
+    page = auth.login(password="wrong password").get_data(as_text=True)
+    assert "<title>Error: Sign in · " in page
+    assert "<li>Wrong email or password.</li>" in page
+    assert 'value="user1@example.com"' in page
+
+
+def test_every_password_field_can_get_a_show_password_button(client: FlaskClient) -> None:
+    for path, count in [("/login", 1), ("/register", 2)]:
+        page = client.get(path).get_data(as_text=True)
+        assert page.count('data-password-toggle="Show password"') == count
+        assert page.count('type="password"') == count
+        assert "/static/js/password.js" in page
+
+
+class TestThrottledPages:
+    """A throttled form keeps what was typed and says how long to wait, in seconds or minutes."""
+
+    @pytest.fixture
+    def wait(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+        from app.auth import throttle
+
+        def refuse(seconds: int) -> None:
+            verdict = throttle.Verdict(False, retry_after=seconds)
+            monkeypatch.setattr(throttle, "account_attempt", lambda email: verdict)
+
+        return refuse
+
+    def test_sign_in_wait_is_shown_with_a_countdown_element(
+        self, client: FlaskClient, auth: AuthActions, user: int, wait: Callable[[int], None]
+    ) -> None:
+        wait(42)
+        response = auth.login()
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "42"
+        page = response.get_data(as_text=True)
+        assert "<title>Error: Sign in · " in page
+        assert (
+            'Too many attempts. Please wait <span class="retry-notice__time" '
+            'data-retry-after="42">42 seconds</span> and try again.'
+        ) in page
+        assert 'data-retry-done="You can try again now."' in page
+        assert 'value="user1@example.com"' in page
+        assert "/static/js/auth.js" in page
+
+    def test_long_waits_are_counted_in_minutes(
+        self, client: FlaskClient, auth: AuthActions, user: int, wait: Callable[[int], None]
+    ) -> None:
+        wait(3000)
+        page = auth.login().get_data(as_text=True)
+        assert 'data-retry-after="3000">50 minutes</span>' in page

@@ -24,7 +24,7 @@ from app.auth import service, throttle
 from app.auth.forms import LoginForm, RegisterForm
 from app.models import SessionUser
 from app.preferences import service as preferences
-from app.text import gettext, ngettext
+from app.text import gettext
 
 bp = Blueprint("auth", __name__)
 
@@ -50,15 +50,10 @@ def _sign_in(user_id: int, remember: bool) -> None:
 
 
 def _too_many(template: str, form: Any, verdict: throttle.Verdict) -> ResponseReturnValue:
-    """429 with the form as it was sent, saying when to try again."""
-    form.form_errors.append(
-        ngettext(
-            "Too many attempts. Please wait %(num)d second and try again.",
-            "Too many attempts. Please wait %(num)d seconds and try again.",
-            verdict.retry_after,
-        )
+    """429 with the form as it was sent, saying when to try again (counted down by auth.js)."""
+    response = make_response(
+        render_template(template, form=form, retry_after=verdict.retry_after), 429
     )
-    response = make_response(render_template(template, form=form), 429)
     response.headers["Retry-After"] = str(verdict.retry_after)
     return response
 
