@@ -370,3 +370,147 @@ class TestThrottledPages:
         wait(3000)
         page = auth.login().get_data(as_text=True)
         assert 'data-retry-after="3000">50 minutes</span>' in page
+
+
+# --- changing the password -------------------------------------------------------------------
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def change(client: FlaskClient, current: str, new: str, confirm: str | None = None) -> Any:
+    return client.post(
+        "/account/password",
+        data={
+            "current_password": current,
+            "new_password": new,
+            "confirm": new if confirm is None else confirm,
+            "csrf_token": csrf_token(client, "/account/password"),
+        },
+    )
+
+
+def test_password_page_needs_a_session(client: FlaskClient) -> None:
+    response = client.get("/account/password")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_password_page_shows_the_rules_and_the_account(signed_in: FlaskClient) -> None:
+    response = signed_in.get("/account/password")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<title>Change password · " in page
+    assert '<ul class="password-rules" id="password-rules">' in page
+    new = re.search(r'<input[^>]*id="new_password"[^>]*>', page)
+    assert new is not None and 'aria-describedby="password-rules"' in new.group(0)
+    assert 'autocomplete="current-password"' in page
+    assert 'autocomplete="username" value="user1@example.com"' in page
+    assert page.count('data-password-toggle="Show password"') == 3
+    # Reached from the header of every signed-in page.
+    assert '<a href="/account/password" aria-current="page">Change password</a>' in page
+
+
+def test_password_change_keeps_this_session_and_ends_the_others(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    other = app.test_client()
+    assert AuthActions(other).login().status_code == 303
+    assert other.get("/settings").status_code == 200
+
+    response = change(signed_in, PASSWORD, NEW_PASSWORD)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/settings"
+    page = signed_in.get("/settings")
+    assert page.status_code == 200
+    assert "Your password was changed. Other devices have been signed out." in page.get_data(
+        as_text=True
+    )
+    assert other.get("/settings").status_code == 302
+    assert AuthActions(other).login().status_code == 422
+    assert AuthActions(other).login(password=NEW_PASSWORD).status_code == 303
+
+
+def test_password_change_renews_this_devices_remember_cookie(
+    app: Flask, client: FlaskClient, auth: AuthActions, user: int
+) -> None:
+    assert auth.login(remember=True).status_code == 303
+    response = change(client, PASSWORD, NEW_PASSWORD)
+    assert response.status_code == 303
+    renewed = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")]
+    assert renewed and "Expires=Thu, 01 Jan 1970" not in renewed[0]
+    # With only the renewed remember cookie (a browser restart), this device is still in.
+    client.delete_cookie("session")
+    assert client.get("/settings").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "confirm", "field", "message"),
+    [
+        (
+            "wrong password",
+            NEW_PASSWORD,
+            None,
+            "current_password",
+            "This is not your current password.",
+        ),
+        (PASSWORD, "password", None, "new_password", "too common"),
+        (PASSWORD, "user1@example.com", None, "new_password", "email address"),
+        (PASSWORD, "aaaaaaaaaaaa", None, "new_password", "too easy to guess"),
+        (PASSWORD, NEW_PASSWORD, "something else", "confirm", "The passwords differ."),
+        (PASSWORD, PASSWORD, None, "new_password", "The new password is your current one."),
+        ("", NEW_PASSWORD, None, "current_password", "This field is required."),
+    ],
+)
+def test_password_change_validate_input(
+    signed_in: FlaskClient,
+    app: Flask,
+    current: str,
+    new: str,
+    confirm: str | None,
+    field: str,
+    message: str,
+) -> None:
+    response = change(signed_in, current, new, confirm)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "<title>Error: Change password · " in page
+    assert f'<p class="field__error" id="{field}-error">' in page
+    assert message in page[page.index(f'id="{field}-error"') :]
+    assert f'<a href="#{field}">' in page
+    # Nothing changed: still signed in, and the old password still works.
+    assert signed_in.get("/settings").status_code == 200
+    assert AuthActions(app.test_client()).login().status_code == 303
+
+
+def test_a_wrong_current_password_and_a_weak_new_one_are_both_reported(
+    signed_in: FlaskClient,
+) -> None:
+    page = change(signed_in, "wrong password", "password").get_data(as_text=True)
+    assert "This is not your current password." in page
+    assert "too common" in page
+
+
+class TestPasswordChangeThrottle:
+    """The current-password check counts as a sign-in attempt of the account."""
+
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        return {"SIGNIN_FREE_FAILURES": 2, "SIGNIN_MAX_DELAY": 60.0}
+
+    def test_guessing_the_current_password_is_throttled(
+        self, signed_in: FlaskClient, app: Flask
+    ) -> None:
+        # The session's browser signed in moments ago: that buys no exemption here.
+        guesses = [change(signed_in, guess, NEW_PASSWORD) for guess in ("guess 1", "guess 2")]
+        assert [guess.status_code for guess in guesses] == [422, 422]
+        warning = "After another wrong password, signing in to this account will pause."
+        assert any(warning in guess.get_data(as_text=True) for guess in guesses)
+        response = change(signed_in, PASSWORD, NEW_PASSWORD)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        page = response.get_data(as_text=True)
+        assert "data-retry-after=" in page
+        assert "<title>Error: Change password · " in page
+        # Throttled per account: signing in elsewhere waits as well, and nothing changed.
+        assert AuthActions(app.test_client()).login().status_code == 429
+        assert signed_in.get("/settings").status_code == 200

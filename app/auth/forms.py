@@ -1,6 +1,8 @@
-"""Sign-in and registration forms."""
+"""Sign-in, registration and password-change forms."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field, PasswordField
@@ -62,3 +64,36 @@ class RegisterForm(FlaskForm):
     def account_email(self) -> str | None:
         """The email the new password must not be: the one typed above it."""
         return str(self.email.data) if self.email.data else None
+
+
+class ChangePasswordForm(FlaskForm):
+    """The current password, then a new one typed twice."""
+
+    current_password = PasswordField(
+        _l("Current password"), validators=[InputRequired(), Length(max=1024)]
+    )
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[InputRequired(), password_policy],
+        render_kw={"minlength": passwords.MIN_LENGTH},
+    )
+    confirm = PasswordField(
+        _l("Repeat new password"),
+        validators=[
+            InputRequired(),
+            EqualTo("new_password", message=_l("The passwords differ.")),
+        ],
+    )
+
+    def __init__(self, email: str, *args: Any, **kwargs: Any) -> None:
+        """A form for the account with ``email``, which the new password must not be."""
+        super().__init__(*args, **kwargs)
+        self._email = email
+
+    def password_rules(self) -> list[str]:
+        """The password policy, shown beside the new password field."""
+        return passwords.rules()
+
+    def account_email(self) -> str | None:
+        """The signed-in user's email."""
+        return self._email

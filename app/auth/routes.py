@@ -21,8 +21,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
 from app.auth import service, throttle
-from app.auth.forms import LoginForm, RegisterForm
-from app.models import SessionUser
+from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
+from app.models import SessionUser, User
 from app.preferences import service as preferences
 from app.text import gettext
 
@@ -36,12 +36,14 @@ def _safe_next(target: str | None) -> str:
     local = text.startswith("/") and not text.startswith("//")
     # Control characters (CR/LF above all) would end up in the Location header.
     printable = text.isprintable() and " " not in text
-    if local and printable and not parts.scheme and not parts.netloc and "\\" not in text:
+    plain = not parts.scheme and not parts.netloc and "\\" not in text
+    if local and printable and plain:
         return text
     return url_for("settings.index")
 
 
 def _sign_in(user_id: int, remember: bool) -> None:
+    """Start a fresh session for the user, as of their current auth version."""
     # A fresh session on sign-in, so nothing set before it (fixation) carries over.
     session.clear()
     snapshot = preferences.get_snapshot(user_id)
@@ -63,6 +65,37 @@ def _client() -> str:
     return request.remote_addr or "unknown"
 
 
+def _check_password(email: str, password: str) -> tuple[User | None, throttle.Verdict]:
+    """The account if ``password`` is right, under the sign-in throttles.
+
+    Per client and per account, counted before the hash; a refused verdict means no
+    attempt was made. A right password gives the client's slot back and clears the
+    account's back-off.
+    """
+    limits = str(current_app.config["RATELIMIT_LOGIN"])
+    by_client = throttle.count(limits, "signin", _client())
+    if not by_client.allowed:
+        return None, by_client
+    by_account = throttle.account_attempt(email)
+    if not by_account.allowed:
+        # Not an attempt after all: the client's allowance is not spent on it.
+        throttle.give_back(limits, "signin", _client())
+        return None, by_account
+    user = service.authenticate(email, password)
+    if user is not None:
+        throttle.give_back(limits, "signin", _client())
+        throttle.account_succeeded(email)
+    return user, by_account
+
+
+def _pause_warning(form: Any, verdict: throttle.Verdict) -> None:
+    """Warn that the next wrong password makes the account wait."""
+    if verdict.remaining == 0:
+        form.form_errors.append(
+            gettext("After another wrong password, signing in to this account will pause.")
+        )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """The sign-in form; on success, where the user was going."""
@@ -72,28 +105,16 @@ def login() -> ResponseReturnValue:
     if request.method == "GET" and request.args.get("email"):
         form.email.data = request.args["email"][:254]
     if form.validate_on_submit():
-        limits = str(current_app.config["RATELIMIT_LOGIN"])
         email = service.normalize_email(form.email.data)
-        by_client = throttle.count(limits, "signin", _client())
-        if not by_client.allowed:
-            return _too_many("auth/login.html", form, by_client)
-        by_account = throttle.account_attempt(email)
-        if not by_account.allowed:
-            # Not an attempt after all: the client's allowance is not spent on it.
-            throttle.give_back(limits, "signin", _client())
-            return _too_many("auth/login.html", form, by_account)
-        user = service.authenticate(email, form.password.data)
+        user, verdict = _check_password(email, form.password.data)
+        if not verdict.allowed:
+            return _too_many("auth/login.html", form, verdict)
         if user is not None:
-            throttle.give_back(limits, "signin", _client())
-            throttle.account_succeeded(email)
             _sign_in(user.id, bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
         # One message whether the email exists or not.
         form.form_errors.append(gettext("Wrong email or password."))
-        if by_account.remaining == 0:
-            form.form_errors.append(
-                gettext("After another wrong password, signing in to this account will pause.")
-            )
+        _pause_warning(form, verdict)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
 
@@ -126,6 +147,44 @@ def register() -> ResponseReturnValue:
         return redirect(url_for("auth.login", email=email), code=303)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password() -> ResponseReturnValue:
+    """The password-change form; on success the settings page, other sessions signed out."""
+    form = ChangePasswordForm(current_user.email)
+    if request.method == "POST":
+        valid = form.validate()
+        current = form.current_password
+        if current.data and not current.errors:
+            # Checked even when the new password has problems, so every error shows at once;
+            # under the sign-in throttles, so this form cannot be used to guess either.
+            user, verdict = _check_password(current_user.email, current.data)
+            if not verdict.allowed:
+                return _too_many("auth/change_password.html", form, verdict)
+            if user is None:
+                current.errors.append(gettext("This is not your current password."))
+                _pause_warning(form, verdict)
+            elif valid and form.new_password.data == current.data:
+                form.new_password.errors.append(
+                    gettext("The new password is your current one. Choose a different one.")
+                )
+            elif valid:
+                return _changed(current_user.id, form.new_password.data)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/change_password.html", form=form), status
+
+
+def _changed(user_id: int, password: str) -> ResponseReturnValue:
+    """Set the new password and keep this session, now the only one, signed in."""
+    # The remember cookie of this device, if it has one, is renewed rather than lost.
+    remember = str(current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token"))
+    kept = remember in request.cookies
+    service.change_password(user_id, password)
+    # The new auth version ended every session, this one too; sign this one back in.
+    _sign_in(user_id, kept)
+    flash(gettext("Your password was changed. Other devices have been signed out."), "success")
+    return redirect(url_for("settings.index"), code=303)
 
 
 @bp.post("/logout")

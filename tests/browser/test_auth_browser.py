@@ -10,7 +10,7 @@ from flask import Flask
 from playwright.sync_api import BrowserContext, Page, expect
 
 from app.auth import throttle
-from tests.browser.conftest import LiveServer, run_axe, screenshot
+from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -80,7 +80,7 @@ def test_sign_up_refuses_a_weak_password_with_a_focused_summary(
 
 
 def test_error_pages_in_light_and_dark_are_accessible(
-    live_server: LiveServer, new_context: Callable[..., BrowserContext]
+    live_server: LiveServer, browser_user: str, new_context: Callable[..., BrowserContext]
 ) -> None:
     for scheme in ("light", "dark"):
         page = new_context(color_scheme=scheme).new_page()
@@ -94,6 +94,17 @@ def test_error_pages_in_light_and_dark_are_accessible(
         assert_no_violations(page)
         screenshot(page, f"auth-register-errors-{scheme}")
 
+        sign_in(page, live_server.url, browser_user)
+        page.goto(f"{live_server.url}/account/password")
+        page.fill("#current_password", "not my password")
+        page.fill("#new_password", "password")
+        page.fill("#confirm", "password")
+        page.click("form[action='/account/password'] button[type=submit]")
+        expect(page.locator("#error-summary")).to_be_focused()
+        assert page.title().startswith("Error: Change password")
+        assert_no_violations(page)
+        screenshot(page, f"auth-password-errors-{scheme}")
+
 
 def assert_fits(page: Page, selectors: list[str]) -> None:
     """Nothing scrolls sideways on a 320 px screen, and each element is wholly on it."""
@@ -104,7 +115,7 @@ def assert_fits(page: Page, selectors: list[str]) -> None:
 
 
 def test_narrow_screen_keeps_every_field_and_button_inside(
-    live_server: LiveServer, new_context: Callable[..., BrowserContext]
+    live_server: LiveServer, browser_user: str, new_context: Callable[..., BrowserContext]
 ) -> None:
     page = new_context(viewport={"width": 320, "height": 700}).new_page()
     page.goto(f"{live_server.url}/register")
@@ -113,9 +124,23 @@ def test_narrow_screen_keeps_every_field_and_button_inside(
     assert_fits(page, ["#password", "#password + .password-field__toggle", "#confirm"])
     screenshot(page, "auth-register-320")
 
+    sign_in(page, live_server.url, browser_user)
+    page.goto(f"{live_server.url}/account/password")
+    page.click("form[action='/account/password'] button[type=submit]")
+    assert_fits(
+        page,
+        [
+            "#current_password + .password-field__toggle",
+            "#new_password",
+            "form[action='/account/password'] button[type=submit]",
+            "header a[href='/account/password']",
+        ],
+    )
+    screenshot(page, "auth-password-320")
+
 
 def test_every_password_field_has_a_show_password_toggle(
-    live_server: LiveServer, new_context: Callable[..., BrowserContext]
+    live_server: LiveServer, browser_user: str, new_context: Callable[..., BrowserContext]
 ) -> None:
     page = new_context().new_page()
     for path, fields in [
@@ -126,6 +151,11 @@ def test_every_password_field_has_a_show_password_toggle(
         expect(page.locator(".password-field__toggle")).to_have_count(len(fields))
         for field in fields:
             toggle_shows_and_hides(page, field)
+    sign_in(page, live_server.url, browser_user)
+    page.goto(f"{live_server.url}/account/password")
+    expect(page.locator(".password-field__toggle")).to_have_count(3)
+    for field in ("current_password", "new_password", "confirm"):
+        toggle_shows_and_hides(page, field)
 
 
 def toggle_shows_and_hides(page: Page, field: str) -> None:
@@ -191,6 +221,53 @@ def test_pages_work_without_javascript(
     page.fill("#password", NEW_PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/settings")
+
+
+def test_password_change_signs_out_other_devices_and_keeps_this_one(
+    live_server: LiveServer, browser_user: str, new_context: Callable[..., BrowserContext]
+) -> None:
+    laptop = new_context().new_page()
+    phone = new_context().new_page()
+    sign_in(laptop, live_server.url, browser_user)
+    sign_in(phone, live_server.url, browser_user)
+
+    # From the header of every signed-in page.
+    laptop.get_by_role("link", name="Change password").click()
+    laptop.wait_for_url(f"{live_server.url}/account/password")
+    expect(laptop.get_by_role("heading", level=1)).to_have_text("Change password")
+    expect(laptop.locator("#new_password")).to_have_attribute("aria-describedby", "password-rules")
+    laptop.fill("#current_password", PASSWORD)
+    laptop.fill("#new_password", NEW_PASSWORD)
+    laptop.fill("#confirm", NEW_PASSWORD)
+    laptop.click("form[action='/account/password'] button[type=submit]")
+    laptop.wait_for_url(f"{live_server.url}/settings")
+    expect(laptop.locator(".flashes")).to_contain_text(
+        "Your password was changed. Other devices have been signed out."
+    )
+    laptop.reload()
+    expect(laptop).to_have_url(f"{live_server.url}/settings")
+
+    phone.goto(f"{live_server.url}/settings")
+    expect(phone).to_have_url(re.compile(r"/login"))
+    sign_in(phone, live_server.url, browser_user, NEW_PASSWORD)
+
+
+def test_wrong_current_password_is_a_field_error(
+    signed_in_page: Page, live_server: LiveServer
+) -> None:
+    page = signed_in_page
+    page.goto(f"{live_server.url}/account/password")
+    page.fill("#current_password", "not my password")
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith("/account/password")) as answer:
+        page.click("form[action='/account/password'] button[type=submit]")
+    assert answer.value.status == 422
+    expect(page.locator("#current_password-error")).to_have_text(
+        "This is not your current password."
+    )
+    expect(page.locator("#current_password")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#error-summary a[href='#current_password']")).to_be_visible()
 
 
 def test_throttled_sign_in_counts_down_and_keeps_the_email(
