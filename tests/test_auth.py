@@ -17,6 +17,8 @@ from app.models import User
 from app.preferences import service
 from tests.conftest import PASSWORD, AuthActions, csrf_token
 
+CSRF_INPUT_NAMED = re.compile(r'<input type="hidden" name="csrf_token" value="[^"]+">')
+
 
 def user_count(app: Flask) -> int:
     with app.app_context():
@@ -156,9 +158,29 @@ def test_login_without_csrf_token_is_refused(client: FlaskClient, user: int) -> 
     assert client.get("/settings").status_code == 302
 
 
-def test_logout_is_post_only(signed_in: FlaskClient) -> None:
-    assert signed_in.get("/logout").status_code == 405
+def test_logout_by_get_asks_first_and_changes_nothing(signed_in: FlaskClient) -> None:
+    response = signed_in.get("/logout")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<title>Sign out? · " in page
+    assert '<form class="form-actions" method="post" action="/logout">' in page
+    assert CSRF_INPUT_NAMED.search(page)
+    assert '<a class="button" href="/settings">Cancel</a>' in page
     assert signed_in.get("/settings").status_code == 200
+    token = csrf_token(signed_in, "/logout")
+    assert signed_in.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert signed_in.get("/settings").status_code == 302
+
+
+def test_logout_by_get_when_signed_out_goes_to_sign_in(client: FlaskClient, user: int) -> None:
+    response = client.get("/logout")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+    # Signing in from there leads on to the settings, not back to the sign-out question.
+    token = csrf_token(client)
+    data = {"email": "user1@example.com", "password": PASSWORD, "csrf_token": token}
+    signed_in = client.post(response.headers["Location"], data=data)
+    assert signed_in.headers["Location"] == "/settings"
 
 
 def test_logout_refuses_replayed_cookies(client: FlaskClient, auth: AuthActions, user: int) -> None:

@@ -36,8 +36,10 @@ def _safe_next(target: str | None) -> str:
     local = text.startswith("/") and not text.startswith("//")
     # Control characters (CR/LF above all) would end up in the Location header.
     printable = text.isprintable() and " " not in text
+    # Someone sent to sign in from the sign-out page did not come to sign out again.
+    useful = parts.path != url_for("auth.logout")
     plain = not parts.scheme and not parts.netloc and "\\" not in text
-    if local and printable and plain:
+    if local and printable and useful and plain:
         return text
     return url_for("settings.index")
 
@@ -185,6 +187,12 @@ def _changed(user_id: int, password: str) -> ResponseReturnValue:
     _sign_in(user_id, kept)
     flash(gettext("Your password was changed. Other devices have been signed out."), "success")
     return redirect(url_for("settings.index"), code=303)
+
+
+@bp.get("/logout")
+def confirm_logout() -> ResponseReturnValue:
+    """A page asking to confirm signing out, for links and typed addresses."""
+    return render_template("auth/logout.html")
 
 
 @bp.post("/logout")

@@ -320,3 +320,23 @@ def test_throttled_sign_in_without_javascript_keeps_the_sentence(
     )
     page.wait_for_timeout(1200)
     expect(page.locator("[data-retry-after]")).to_have_text("5 minutes")
+
+
+def test_sign_out_address_asks_first(
+    signed_in_page: Page, live_server: LiveServer, new_context: Callable[..., BrowserContext]
+) -> None:
+    page = signed_in_page
+    page.goto(f"{live_server.url}/logout")
+    expect(page).to_have_title(re.compile(r"^Sign out\?"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign out?")
+    assert_no_violations(page)
+    page.get_by_role("link", name="Cancel").click()
+    page.wait_for_url(f"{live_server.url}/settings")
+    page.goto(f"{live_server.url}/logout")
+    page.locator("main").get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/login$"))
+    expect(page.locator(".flashes")).to_contain_text("You have been signed out.")
+
+    # Signed out, the same address leads to the sign-in page.
+    page.goto(f"{live_server.url}/logout")
+    expect(page).to_have_url(re.compile(r"/login"))
