@@ -17,8 +17,10 @@ closed is readable, and is replaced before use.
 
 from __future__ import annotations
 
+import os
 import select
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -40,6 +42,30 @@ _bounded: ContextVar[bool] = ContextVar("database_bounded", default=False)
 #: Connection attempts run here, so that one the server never answers can be given up on.
 _connector = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database-connect")
 
+#: Server-side end of a transaction left idle by a client that went away, in milliseconds.
+IDLE_IN_TRANSACTION_MS = 10_000
+
+#: TCP keepalives, so a peer that vanished is noticed in seconds, not hours.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+
+
+def _new_connector() -> None:
+    """A forked child gets an executor of its own: the parent's threads did not follow."""
+    global _connector
+    _connector = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database-connect")
+
+
+os.register_at_fork(after_in_child=_new_connector)
+
+
+class DatabaseTimeout(psycopg.OperationalError):
+    """The server did not answer in time; the connection was closed, the server is not down."""
+
 
 class BoundedConnection(psycopg.Connection[Any]):
     """A psycopg connection whose every wait for the server has a deadline."""
@@ -59,9 +85,7 @@ class BoundedConnection(psycopg.Connection[Any]):
                 raise
             # Half a statement is in flight: the connection cannot be used again.
             self.close()
-            raise psycopg.OperationalError(
-                f"the database did not answer within {timeout:g} s"
-            ) from None
+            raise DatabaseTimeout(f"the database did not answer within {timeout:g} s") from None
 
 
 @contextmanager
@@ -96,10 +120,11 @@ def _connect(connection_class: type[BoundedConnection], timeout: float, **params
 def _readable(connection: Any) -> bool:
     """Whether an idle connection has something to read: the server closed it."""
     try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        poller = select.poll()
+        poller.register(connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.Error):
         return True
-    return bool(readable)
 
 
 def init_app(app: Flask) -> None:
@@ -112,6 +137,16 @@ def init_app(app: Flask) -> None:
     connection_class = type("BoundedConnection", (BoundedConnection,), {"deadline": timeout})
     lock_ms = int(float(app.config["DATABASE_LOCK_TIMEOUT"]) * 1000)
     watch(engine, connection_class, timeout, lock_ms)
+    # A forked worker must not share its parent's sockets (gunicorn --preload).
+    engine_ref = weakref.ref(engine)
+    os.register_at_fork(after_in_child=lambda: _forget_parent_connections(engine_ref))
+
+
+def _forget_parent_connections(engine_ref: weakref.ref[Engine]) -> None:
+    """In a new child process: drop the pool inherited from the parent, without closing it."""
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
 
 
 def watch(
@@ -124,11 +159,24 @@ def watch(
         params = dict(cparams)
         if cargs:
             params["conninfo"] = cargs[0]
-        options = f"-c lock_timeout={lock_ms}"
+        # A transaction whose client vanished (its connection closed on a timeout, or the
+        # network gone) must not hold its row lock for TCP's hours: the server ends it.
+        options = (
+            f"-c lock_timeout={lock_ms} "
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+        )
         params["options"] = f"{params['options']} {options}" if "options" in params else options
+        params.update(KEEPALIVES)
         # psycopg's own bound still applies, in the helper thread.
         params.setdefault("connect_timeout", max(2, int(timeout + 1)))
         return _connect(connection_class, timeout, **params)
+
+    @event.listens_for(engine, "handle_error")
+    def keep_the_pool(context: Any) -> None:
+        # One statement that timed out says nothing of the other pooled connections, which
+        # SQLAlchemy would otherwise all drop (and every worker thread reconnect at once).
+        if isinstance(context.original_exception, DatabaseTimeout):
+            context.invalidate_pool_on_disconnect = False
 
     @event.listens_for(engine, "checkout")
     def check_alive(connection: Any, _record: Any, _proxy: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -21,7 +22,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from app import ratelimits
+from app import PUBLIC_ENDPOINTS, ratelimits
 from app.api.problems import is_api_request, problem
 from app.extensions import login_manager
 from app.htmx import is_htmx_request
@@ -68,7 +69,8 @@ def init_app(app: Flask) -> None:
         """403 for a missing or wrong CSRF token; 401 on the API when there is no session."""
         # CSRFProtect runs before the sign-in check, and an anonymous client has no token
         # either way: telling it to sign in is the answer it can act on.
-        if is_api_request() and not current_user.is_authenticated:
+        if not current_user.is_authenticated and request.endpoint not in PUBLIC_ENDPOINTS:
+            # Signing out in another tab took the token with the session: say what happened.
             return unauthorized()
         detail = gettext("The security token is missing or invalid. Reload the page and try again.")
         return error_response(403, detail)
@@ -122,12 +124,19 @@ def init_app(app: Flask) -> None:
         return error_response(500)
 
     def unauthorized() -> ResponseReturnValue:
-        """401 problem on the API, a redirect to sign in for pages."""
+        """401 problem on the API, a redirect to sign in for pages.
+
+        A page that was open while its session ended (signed out in another tab or on
+        another device) gets a banner saying so, with a way back to where it was.
+        """
         if is_api_request():
             return problem(401, gettext("Sign in to use the API: no valid session was sent."))
         if is_htmx_request():
-            response = make_response("", 401)
-            response.headers["HX-Redirect"] = _login_url()
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            here = page.path + (f"?{page.query}" if page.query else "") or request.path
+            response = make_response(render_template("_signed_out.html", next=here), 401)
+            response.headers["HX-Retarget"] = "#session-banner"
+            response.headers["HX-Reswap"] = "outerHTML"
             return response
         return redirect(_login_url())
 

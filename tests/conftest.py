@@ -116,9 +116,11 @@ def build_app(config: dict[str, Any]) -> Flask:
     """``create_app`` for tests, with the rate limiter's counters kept apart per app.
 
     Flask-Limiter is one object per process and keeps the key prefix of the first app it
-    was bound to; a real deployment has one app per process, a test session has hundreds.
+    was bound to, and adds every app's storage options to those of the apps before; a real
+    deployment has one app per process, a test session has hundreds.
     """
     limiter._key_prefix = ""
+    limiter._storage_options = {}
     return create_app(config)
 
 

@@ -485,8 +485,17 @@ def test_breaker_lets_one_probe_through_at_a_time() -> None:
     assert state.available()
     assert state.acquire()  # the probe
     assert not state.acquire()  # everyone else waits for it
-    state.succeeded()
+    state.succeeded(time.monotonic())
     assert state.acquire() and state.acquire()
+
+
+def test_an_answer_from_before_a_failure_does_not_close_the_breaker() -> None:
+    state = cache.CacheState(retry_after=5)
+    began = time.monotonic()
+    state.trip(ConnectionError("down"))
+    # An operation that started before the failure and succeeded late says nothing of now.
+    state.succeeded(began)
+    assert not state.available()
 
 
 # --- no old value after a write, whatever Redis did ------------------------------------------
@@ -656,8 +665,10 @@ def test_tombstones_keep_late_readers_from_putting_old_entries_back(
         db.session.execute(update(User).where(User.id == user).values(version=old.version + 1))
         db.session.commit()
         cache.reconcile(cache._redis())
-        tombstone = f"{old.version + 1}|".encode()
-        assert redis_client.get(key_prefix + cache.settings_key(user)) == tombstone
+        tombstone = redis_client.get(key_prefix + cache.settings_key(user))
+        assert tombstone is not None and tombstone.startswith(f"{old.version + 1}|~".encode())
+        # Kept without a lifetime, so no volatile-* eviction policy drops it.
+        assert redis_client.ttl(key_prefix + cache.settings_key(user)) == -1
         # A reader that loaded the row before the write stores its copy late: refused.
         cache._put(user, old.version, old.to_json())
         assert redis_client.get(key_prefix + cache.settings_key(user)) == tombstone
@@ -681,7 +692,8 @@ def test_pending_rows_are_applied_exactly(
         assert pending_rows(app) == 0
         assert raw_entry(redis_client, key_prefix, users[0]) is None
         for user_id in users[1:]:
-            assert redis_client.get(key_prefix + cache.settings_key(user_id)) == b"5|"
+            entry = redis_client.get(key_prefix + cache.settings_key(user_id))
+            assert entry is not None and entry.startswith(b"5|~")
         assert redis_client.pttl(key_prefix + cache.TRUSTED_KEY) > 0
         # A tombstone reads as a miss: the settings come from the table.
         assert service.get_settings(users[1]).values["theme"] == "system"

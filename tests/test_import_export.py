@@ -312,7 +312,7 @@ def test_page_import_with_htmx_swaps_the_card(
         (b"not json", "The file is not valid JSON"),
         (json.dumps(document({}, version=3)).encode(), "Unknown version 3"),
         (json.dumps(document({"colour": "red"})).encode(), "colour: Unknown setting."),
-        (TOO_BIG.encode(), "at most 64 KiB"),
+        (TOO_BIG.encode(), "The file is larger than 64 KB"),
         (b"", "Choose a file to import."),
     ],
 )

@@ -165,7 +165,7 @@ def test_catalogues_are_shipped_as_languages() -> None:
 #: Per page, strings the page must show in each language (as the catalogue translates them).
 EXPECTED = {
     "/settings": ["Settings", "Sign out", "Theme", "Time zone", "Notifications", "Save settings"],
-    "/dashboard": ["Dashboard", "Your settings", "Appearance", "Sync", "Email notifications"],
+    "/dashboard": ["Dashboard", "Your settings", "Theme", "Sync", "Email notifications"],
 }
 
 

@@ -217,9 +217,14 @@ def _write_document(*, merge_patch: bool) -> ResponseReturnValue:
             merge_patch=merge_patch,
             expected_version=expected,
             known=current_user.snapshot,
-            source="api",
+            source=_source(),
         )
     return _settings_response(settings)
+
+
+def _source() -> str:
+    """Where a write comes from, for the history: the dashboard says so, others are "api"."""
+    return "dashboard" if request.headers.get("X-Settings-Client") == "dashboard" else "api"
 
 
 def encode_cursor(last_id: int) -> str:

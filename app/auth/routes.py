@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -27,6 +30,22 @@ from app.preferences import service as preferences
 from app.text import gettext
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.after_request
+def remember_device(response: Response) -> Response:
+    """After a successful sign-in, mark this browser as one the account uses."""
+    email = g.get("signed_in_email")
+    if email:
+        response.set_cookie(
+            throttle.DEVICE_COOKIE,
+            throttle.device_token(email),
+            max_age=throttle.DEVICE_MAX_AGE,
+            httponly=True,
+            secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+            samesite="Lax",
+        )
+    return response
 
 
 def _safe_next(target: str | None) -> str:
@@ -63,36 +82,56 @@ def _too_many(template: str, form: Any, verdict: throttle.Verdict) -> ResponseRe
 
 
 def _client() -> str:
-    """The client's address, as ``TRUSTED_PROXIES`` lets the app see it."""
-    return request.remote_addr or "unknown"
+    """The client's address, as ``TRUSTED_PROXIES`` lets the app see it.
+
+    An IPv6 client counts as its /64: one host has a whole network of addresses to use.
+    """
+    address = request.remote_addr or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
 
 
-def _check_password(email: str, password: str) -> tuple[User | None, throttle.Verdict]:
+def _check_password(
+    email: str, password: str, *, trust_device: bool = True
+) -> tuple[User | None, throttle.Verdict]:
     """The account if ``password`` is right, under the sign-in throttles.
 
     Per client and per account, counted before the hash; a refused verdict means no
     attempt was made. A right password gives the client's slot back and clears the
     account's back-off.
+
+    :param trust_device: let a browser the account signed in from skip the back-off.
     """
     limits = str(current_app.config["RATELIMIT_LOGIN"])
     by_client = throttle.count(limits, "signin", _client())
     if not by_client.allowed:
         return None, by_client
-    by_account = throttle.account_attempt(email)
+    # A browser this account signed in from before is not held up by the account's
+    # back-off, so an attacker guessing elsewhere cannot lock its owner out.
+    token = request.cookies.get(throttle.DEVICE_COOKIE)
+    known = trust_device and throttle.known_device(token, email)
+    by_account = throttle.ALLOWED if known else throttle.account_attempt(email)
     if not by_account.allowed:
         # Not an attempt after all: the client's allowance is not spent on it.
-        throttle.give_back(limits, "signin", _client())
+        throttle.give_back(by_client)
         return None, by_account
     user = service.authenticate(email, password)
     if user is not None:
-        throttle.give_back(limits, "signin", _client())
+        throttle.give_back(by_client)
         throttle.account_succeeded(email)
+        g.signed_in_email = email
     return user, by_account
 
 
 def _pause_warning(form: Any, verdict: throttle.Verdict) -> None:
     """Warn that the next wrong password makes the account wait."""
-    if verdict.remaining == 0:
+    # The attempt after the last free one is the first to wait.
+    if verdict.remaining == 1:
         form.form_errors.append(
             gettext("After another wrong password, signing in to this account will pause.")
         )
@@ -161,7 +200,9 @@ def change_password() -> ResponseReturnValue:
         if current.data and not current.errors:
             # Checked even when the new password has problems, so every error shows at once;
             # under the sign-in throttles, so this form cannot be used to guess either.
-            user, verdict = _check_password(current_user.email, current.data)
+            # Never trusting the device: whoever holds this session (a stolen one, too) has
+            # the device cookie, and the owner loses at most a short wait.
+            user, verdict = _check_password(current_user.email, current.data, trust_device=False)
             if not verdict.allowed:
                 return _too_many("auth/change_password.html", form, verdict)
             if user is None:

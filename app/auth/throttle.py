@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from limits import parse_many
 from limits.storage import MemoryStorage
 from redis.exceptions import RedisError
@@ -34,21 +35,18 @@ from app.extensions import limiter
 
 log = logging.getLogger(__name__)
 
-# KEYS: one counter per window; ARGV[1..n]: each window's limit, ARGV[n+1..2n]: its seconds.
-# Counts one attempt in every window unless one of them is full; returns 0 when counted, or
-# the seconds until the full window ends.
+# KEYS: one counter per window; ARGV[1..n]: each window's limit, ARGV[n+1..2n]: the Unix
+# time its window ends. Counts one attempt in every window unless one of them is full;
+# returns 0 when counted, or the seconds until the full window ends.
 _COUNT = """
 local n = #KEYS
+local now = tonumber(redis.call('TIME')[1])
 for i = 1, n do
   local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used >= tonumber(ARGV[i]) then
-    local ttl = redis.call('TTL', KEYS[i])
-    if ttl < 1 then ttl = 1 end
-    return ttl
-  end
+  if used >= tonumber(ARGV[i]) then return math.max(tonumber(ARGV[n + i]) - now, 1) end
 end
 for i = 1, n do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[n + i]) end
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIREAT', KEYS[i], ARGV[n + i]) end
 end
 return 0
 """
@@ -85,6 +83,9 @@ return 0
 #: How long an account's back-off is remembered after its last failed attempt.
 BACK_OFF_LIFETIME = 3600
 
+#: How many counters the in-memory fallback holds before it drops the expired ones.
+PRUNE_AT = 10_000
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -94,6 +95,8 @@ class Verdict:
     retry_after: int = 0
     #: Attempts left before the next one must wait (sign-in per account), if known.
     remaining: int | None = None
+    #: The counters this attempt was counted in, to give it back to exactly those.
+    keys: tuple[str, ...] = ()
 
 
 ALLOWED = Verdict(True)
@@ -108,16 +111,25 @@ class _Local:
         self.accounts: dict[str, tuple[int, float, float]] = {}
 
     def count(self, windows: list[tuple[str, int, int]]) -> int:
-        now = time.monotonic()
+        now = time.time()
         with self.lock:
-            for key, amount, _seconds in windows:
+            self._prune(now)
+            for key, amount, ends in windows:
                 used, until = self.counters.get(key, (0, 0.0))
                 if until > now and used >= amount:
-                    return max(1, math.ceil(until - now))
-            for key, _amount, seconds in windows:
+                    return max(1, math.ceil(ends - now))
+            for key, _amount, ends in windows:
                 used, until = self.counters.get(key, (0, 0.0))
-                self.counters[key] = (used + 1, until) if until > now else (1, now + seconds)
+                self.counters[key] = (used + 1, until) if until > now else (1, float(ends))
         return 0
+
+    def _prune(self, now: float) -> None:
+        """Forget windows that ended and back-offs that lapsed, now and then."""
+        if len(self.counters) + len(self.accounts) < PRUNE_AT:
+            return
+        self.counters = {key: v for key, v in self.counters.items() if v[1] > now}
+        monotonic = time.monotonic()
+        self.accounts = {key: v for key, v in self.accounts.items() if v[2] > monotonic}
 
     def give_back(self, keys: Iterable[str]) -> None:
         with self.lock:
@@ -168,14 +180,15 @@ def _prefix() -> str:
 
 
 def _windows(limits: str, scope: str, who: str) -> list[tuple[str, int, int]]:
-    """(key, amount, seconds) for each fixed window of ``limits``, now."""
+    """(key, amount, Unix time the window ends) for each fixed window of ``limits``, now."""
     now = int(time.time())
     windows = []
     for item in parse_many(limits):
         seconds = int(item.get_expiry())
+        index = now // seconds
         # A hash tag keeps one client's windows in one Redis Cluster slot.
-        key = f"{_prefix()}throttle:{{{scope}:{who}}}:{seconds}:{now // seconds}"
-        windows.append((key, int(item.amount), seconds))
+        key = f"{_prefix()}throttle:{{{scope}:{who}}}:{seconds}:{index}"
+        windows.append((key, int(item.amount), (index + 1) * seconds))
     return windows
 
 
@@ -193,18 +206,22 @@ def count(limits: str, scope: str, who: str) -> Verdict:
                     len(windows),
                     *[key for key, _, _ in windows],
                     *[amount for _, amount, _ in windows],
-                    *[seconds for _, _, seconds in windows],
+                    *[ends for _, _, ends in windows],
                 )
             )
     except (RedisError, OSError) as exc:
         _unreachable(exc)
         wait = _local.count(windows)
-    return ALLOWED if wait == 0 else Verdict(False, retry_after=wait)
+    if wait:
+        return Verdict(False, retry_after=wait)
+    return Verdict(True, keys=tuple(key for key, _, _ in windows))
 
 
-def give_back(limits: str, scope: str, who: str) -> None:
-    """Return the slot of an attempt that turned out not to count (a successful sign-in)."""
-    keys = [key for key, _, _ in _windows(limits, scope, who)]
+def give_back(verdict: Verdict) -> None:
+    """Return the slots of an attempt that turned out not to count (a successful sign-in)."""
+    keys = list(verdict.keys)
+    if not keys:
+        return
     client = _redis()
     if client is None:
         _local.give_back(keys)
@@ -216,10 +233,38 @@ def give_back(limits: str, scope: str, who: str) -> None:
         _local.give_back(keys)
 
 
+def _digest(email: str) -> str:
+    # Hashed, so neither the storage nor a cookie holds addresses.
+    return hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
 def _account_key(email: str) -> str:
-    # Hashed, so the storage holds no addresses; unknown emails are throttled alike.
-    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
-    return f"{_prefix()}throttle:account:{digest}"
+    # Unknown emails are throttled alike, so the throttle says nothing of who has an account.
+    return f"{_prefix()}throttle:account:{_digest(email)}"
+
+
+#: A signed cookie naming (by digest) the account this browser last signed in to.
+DEVICE_COOKIE = "known_device"
+DEVICE_MAX_AGE = 365 * 24 * 3600
+
+
+def _devices() -> URLSafeSerializer:
+    return URLSafeSerializer(str(current_app.secret_key), salt="known-device")
+
+
+def device_token(email: str) -> str:
+    """The cookie value that marks this browser as one ``email`` signed in from."""
+    return str(_devices().dumps(_digest(email)))
+
+
+def known_device(token: str | None, email: str) -> bool:
+    """Whether ``token`` says this browser signed in to ``email`` before."""
+    if not token:
+        return False
+    try:
+        return bool(_devices().loads(token) == _digest(email))
+    except BadSignature:
+        return False
 
 
 def account_attempt(email: str) -> Verdict:

@@ -1,9 +1,11 @@
 """The settings cache: one entry per user, read-through, refreshed on write, safe in outages.
 
-Entries are ``"<version>|<json>"`` strings under ``user_settings:<id>``; ``"<version>|"`` with
-nothing after the bar is a *tombstone*: "the row is at least at this version, read it from
-the database". Every store goes through one Lua script that refuses an entry older than the
-one held, so a slow reader can never put back a value that a writer has replaced.
+Entries are ``"<version>|<json>"`` strings under ``user_settings:<id>``; ``"<version>|~<tag>"``
+is a *tombstone*: "the row is at least at this version, read it from the database", kept
+without a lifetime so that no eviction policy for keys with one (``volatile-lru``) drops it.
+Every store goes through one Lua script that refuses an entry older than the one held, so a
+slow reader can never put back a value that a writer has replaced; a reader's store is also
+refused when the trusted marker is no longer the one it read its entry under.
 
 Redis is trusted only while the *trusted marker* is alive. Housekeeping outside requests (a
 thread per process) keeps it alive: it applies the tombstones that writes recorded in
@@ -20,6 +22,7 @@ import contextlib
 import functools
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +34,7 @@ from flask_caching.backends.rediscache import RedisCache
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from app import database
 from app.extensions import cache, db
@@ -39,8 +42,10 @@ from app.models import PendingInvalidation
 
 log = logging.getLogger(__name__)
 
-#: Alive while the cache may be trusted; see the module docstring.
-TRUSTED_KEY = "user_settings:trusted"
+#: Alive while the cache may be trusted; see the module docstring. Its value is an epoch,
+#: new whenever the marker had lapsed. (Releases before this one kept a marker of another
+#: meaning under ``user_settings:trusted``.)
+TRUSTED_KEY = "user_settings:trusted:2"
 
 #: How many pending invalidations one reconcile step reads and applies at once.
 RECONCILE_BATCH = 500
@@ -54,15 +59,19 @@ WRITE_MARGIN = 0.1
 CACHE_ERRORS = (RedisError, RedisClusterException, OSError)
 
 # Store ARGV[2] under KEYS[1] unless the entry there is newer, or as new and not a tombstone
-# (ARGV[1] = version); ARGV[3] is the TTL in seconds, 0 for none.
+# (ARGV[1] = version); ARGV[3] is the TTL in seconds, 0 for none. With KEYS[2] (the marker),
+# only while it still holds ARGV[4] ("" for "absent"): a reader's copy is only as good as
+# the marker it was read under.
 _STORE_IF_NEWER = """
+if KEYS[2] and (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return 0 end
 local current = redis.call('GET', KEYS[1])
 if current then
   local bar = string.find(current, '|', 1, true)
   local version = bar and tonumber(string.sub(current, 1, bar - 1))
   if version then
     local new = tonumber(ARGV[1])
-    if version > new or (version == new and bar < #current) then return 0 end
+    local held = string.sub(current, bar + 1, bar + 1) ~= '~'
+    if version > new or (version == new and held) then return 0 end
   end
 end
 if tonumber(ARGV[3]) > 0 then
@@ -83,6 +92,23 @@ return 0
 _CLOCK_MS = """
 local now = redis.call('TIME')
 return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+"""
+
+# Make the marker KEYS[1] live until ARGV[1] (ms on Redis's clock) unless it already lives
+# longer: a slow reconcile never shortens, or deletes, one a faster one set. A missing
+# marker starts a new epoch, ARGV[2]. Returns the marker's value.
+_RENEW_MARKER = """
+local current = redis.call('GET', KEYS[1])
+local target = tonumber(ARGV[1])
+if current then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local left = redis.call('PTTL', KEYS[1])
+  if left >= 0 and ms + left < target then redis.call('PEXPIREAT', KEYS[1], target) end
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', target)
+return ARGV[2]
 """
 
 Loader = Callable[[int], tuple[int, str] | None]
@@ -110,6 +136,8 @@ class CacheState:
     retry_after: float
     open_until: float | None = None
     probing: bool = False
+    #: When the breaker last opened: an operation begun before then says nothing of now.
+    tripped_at: float = 0.0
     #: Whether housekeeping last failed to renew the trusted marker.
     untrusted: bool = False
     #: Whether housekeeping last failed to reach the database; readers then serve an
@@ -136,10 +164,12 @@ class CacheState:
             self.probing = True
             return True
 
-    def succeeded(self) -> None:
-        """An operation worked: close the breaker."""
+    def succeeded(self, started: float) -> None:
+        """An operation begun at ``started`` worked: close the breaker, unless it tripped since."""
         if self.open_until is not None or self.probing:
             with self.lock:
+                if started < self.tripped_at:
+                    return
                 if self.open_until is not None:
                     log.info("Settings cache reachable again")
                 self.open_until = None
@@ -160,7 +190,8 @@ class CacheState:
                     type(exc).__name__,
                     exc,
                 )
-            self.open_until = time.monotonic() + self.retry_after
+            self.tripped_at = time.monotonic()
+            self.open_until = self.tripped_at + self.retry_after
             self.probing = False
 
 
@@ -206,27 +237,30 @@ class Housekeeper:
     def _run(self) -> None:
         with self.app.app_context(), database.bounded():
             while not self.stopping.is_set():
+                # Cleared before the work, so a nudge that arrives meanwhile is kept.
+                self.wake.clear()
                 self.tick()
                 self.wake.wait(self.ttl / 5)
-                self.wake.clear()
             db.session.remove()
 
-    def tick(self) -> None:
-        """Renew the marker when it is due; never raises."""
+    def tick(self, *, only_if_missing: bool = False) -> None:
+        """Renew the marker when it is due (or only when it is gone); never raises."""
         try:
             client = _redis()
             remaining = _guard(lambda: client.pttl(_prefixed(TRUSTED_KEY)))
-            if remaining < self.ttl * 600:
+            due = remaining < 0 if only_if_missing else remaining < self.ttl * 600
+            if due:
                 reconcile(client)
         except CacheUnavailable:
             _state().untrusted = True
-        except SQLAlchemyError as exc:
+        except (OperationalError, InterfaceError) as exc:
             state = _state()
             if not state.database_down:
                 log.warning("Cannot check pending invalidations, database unreachable: %s", exc)
             state.database_down = True
             state.untrusted = True
         except Exception:
+            # A programming error (a migration not applied yet, say) is not an outage.
             log.exception("Settings cache housekeeping failed")
 
 
@@ -255,8 +289,10 @@ def _start_housekeeping() -> Housekeeper:
     """The current app's housekeeping, started in this process if it was not yet."""
     keeper: Housekeeper = current_app.extensions["settings_cache_housekeeper"]
     if keeper.ensure_running():
-        # The first use in this process: trust the cache from the first request on.
-        keeper.tick()
+        # The first use in this process. Other processes keep the marker alive; only when
+        # there is none at all (a new deployment) is it set here, so the cache is used from
+        # the first request on.
+        keeper.tick(only_if_missing=True)
     return keeper
 
 
@@ -301,6 +337,7 @@ def _guard(operation: Callable[[], Any], *, attempts: int = 1) -> Any:
     if not state.acquire():
         raise CacheUnavailable
     for attempt in range(attempts):
+        started = time.monotonic()
         try:
             result = operation()
         except CACHE_ERRORS as exc:
@@ -311,7 +348,7 @@ def _guard(operation: Callable[[], Any], *, attempts: int = 1) -> Any:
         except BaseException:
             state.release()
             raise
-        state.succeeded()
+        state.succeeded(started)
         return result
     raise CacheUnavailable
 
@@ -320,8 +357,8 @@ def _decode(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _read_entry(client: Any, key: str) -> tuple[str | None, bool]:
-    """The raw entry of ``key`` and whether the trusted marker was alive when it was read.
+def _read_entry(client: Any, key: str) -> tuple[str | None, str | None]:
+    """The raw entry of ``key`` and the trusted marker (``None``: not alive) as it was read.
 
     One ``MGET`` reads both at one instant. A cluster keeps them in different slots, so it
     reads the marker first: a marker seen alive was set after the tombstones it vouches for,
@@ -330,16 +367,17 @@ def _read_entry(client: Any, key: str) -> tuple[str | None, bool]:
     entry_key, marker_key = _prefixed(key), _prefixed(TRUSTED_KEY)
     if isinstance(client, RedisCluster):
         marker = client.get(marker_key)
-        return _decode(client.get(entry_key)), marker is not None
+        return _decode(client.get(entry_key)), _decode(marker)
     entry, marker = client.mget([entry_key, marker_key])
-    return _decode(entry), marker is not None
+    return _decode(entry), _decode(marker)
 
 
 def _payload(entry: str | None) -> str | None:
     """The snapshot an entry holds; ``None`` for a missing entry or a tombstone."""
     if entry is None:
         return None
-    return entry.partition("|")[2] or None
+    payload = entry.partition("|")[2]
+    return None if not payload or payload.startswith("~") else payload
 
 
 def _ttl() -> int:
@@ -347,13 +385,22 @@ def _ttl() -> int:
     return max(int(current_app.config["SETTINGS_CACHE_TTL"]), 0)
 
 
-def _store(client: Any, user_id: int, version: int, payload: str) -> Any:
-    """The version-guarded store of an entry (``payload`` empty: a tombstone)."""
+def _store(client: Any, user_id: int, version: int, payload: str, marker: str | None = None) -> Any:
+    """The version-guarded store of an entry; a payload ``~<tag>`` is a tombstone.
+
+    :param marker: the marker a reader read the entry under (``""`` for none); its copy is
+        stored only while the marker is still that one. A cluster keeps the marker in
+        another slot, where one script cannot look.
+    """
     entry = f"{version}|{payload}"
-    return client.eval(_STORE_IF_NEWER, 1, _prefixed(settings_key(user_id)), version, entry, _ttl())
+    key = _prefixed(settings_key(user_id))
+    ttl = 0 if payload.startswith("~") else _ttl()
+    if marker is None or isinstance(client, RedisCluster):
+        return client.eval(_STORE_IF_NEWER, 1, key, version, entry, ttl)
+    return client.eval(_STORE_IF_NEWER, 2, key, _prefixed(TRUSTED_KEY), version, entry, ttl, marker)
 
 
-def _put(user_id: int, version: int, payload: str) -> None:
+def _put(user_id: int, version: int, payload: str, marker: str | None = None) -> None:
     """Store an entry unless the cache holds a newer one; raises ``CacheUnavailable``."""
     client = _redis()
     if client is None:
@@ -363,7 +410,7 @@ def _put(user_id: int, version: int, payload: str) -> None:
             if current is None or int(str(current).partition("|")[0] or 0) < version:
                 cache.set(key, f"{version}|{payload}", timeout=_ttl())
         return
-    _guard(lambda: _store(client, user_id, version, payload))
+    _guard(lambda: _store(client, user_id, version, payload, marker))
 
 
 def reconcile(client: Any) -> int:
@@ -395,7 +442,8 @@ def reconcile(client: Any) -> int:
             if row.version is None:
                 _guard(functools.partial(client.delete, _prefixed(settings_key(row.user_id))))
             else:
-                _guard(functools.partial(_store, client, row.user_id, row.version, ""))
+                tombstone = f"~p{row.id}"
+                _guard(functools.partial(_store, client, row.user_id, row.version, tombstone))
         if pending:
             # Exactly the rows read: a smaller id may still commit after this read.
             with db.engine.begin() as connection:
@@ -407,7 +455,8 @@ def reconcile(client: Any) -> int:
         if len(pending) < RECONCILE_BATCH:
             break
     expires_ms = started_ms + int(current_app.config["CACHE_TRUST_TTL"] * 1000)
-    _guard(lambda: client.set(marker, b"1", pxat=expires_ms))
+    epoch = secrets.token_hex(8)
+    _guard(lambda: client.eval(_RENEW_MARKER, 1, marker, expires_ms, epoch))
     if state.untrusted or state.database_down:
         log.info("Settings cache trusted again; %d pending entries applied", applied)
     state.untrusted = False
@@ -433,18 +482,18 @@ def read_through(user_id: int, load: Loader) -> str | None:
         return _load_and_put(user_id, load)
     keeper = _start_housekeeping()
     try:
-        entry, trusted = _guard(lambda: _read_entry(client, settings_key(user_id)))
+        entry, marker = _guard(lambda: _read_entry(client, settings_key(user_id)))
     except CacheUnavailable:
         loaded = load(user_id)
         return loaded[1] if loaded else None
     payload = _payload(entry)
     state = _state()
-    if payload is not None and (trusted or state.database_down):
+    if payload is not None and (marker is not None or state.database_down):
         return payload
-    if not trusted:
+    if marker is None:
         keeper.nudge()
     try:
-        return _load_and_put(user_id, load)
+        loaded_payload = _load_and_put(user_id, load, marker or "")
     except DBAPIError:
         if payload is None:
             raise
@@ -452,17 +501,22 @@ def read_through(user_id: int, load: Loader) -> str | None:
             state.stale_serve_logged = True
             log.warning("Database unreachable: serving cached settings that are not confirmed")
         return payload
+    state.database_down = False
+    return loaded_payload
 
 
-def _load_and_put(user_id: int, load: Loader) -> str | None:
-    """Read a user's entry from the database and cache it (best effort)."""
+def _load_and_put(user_id: int, load: Loader, marker: str | None = None) -> str | None:
+    """Read a user's entry from the database and cache it (best effort).
+
+    :param marker: the trusted marker as read with the entry (``""``: none), see ``_store``.
+    """
     loaded = load(user_id)
     if loaded is None:
         return None
     version, payload = loaded
     # A reader has nothing to record when this fails: the entry it could not fill is not stale.
     with contextlib.suppress(CacheUnavailable):
-        _put(user_id, version, payload)
+        _put(user_id, version, payload, marker)
     return payload
 
 
@@ -477,6 +531,7 @@ class PendingWrite:
 
     user_id: int
     version: int
+    #: The exact tombstone this write placed, so that only it is taken back.
     tombstone: str | None = None
     recorded: bool = False
 
@@ -496,7 +551,11 @@ class PendingWrite:
                     time.sleep(remaining)
 
     def abandoned(self) -> None:
-        """After a rollback: take back the tombstone, so readers keep the cached entry."""
+        """Before a rollback: take back the tombstone, so readers keep the cached entry.
+
+        Only for a write that never sent its commit: after a commit that failed or timed
+        out the row may well have been written, and the tombstone must stay.
+        """
         client = _redis()
         tombstone = self.tombstone
         if client is None or tombstone is None:
@@ -512,9 +571,10 @@ def begin_write(user_id: int, version: int) -> PendingWrite:
     client = _redis()
     if client is None:
         return pending
+    tag = f"~{secrets.token_hex(6)}"
     try:
-        _guard(lambda: _store(client, user_id, version, ""))
-        pending.tombstone = f"{version}|"
+        _guard(lambda: _store(client, user_id, version, tag))
+        pending.tombstone = f"{version}|{tag}"
     except CacheUnavailable:
         db.session.execute(insert(PendingInvalidation).values(user_id=user_id, version=version))
         pending.recorded = True

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import pytz
+from babel import Locale
+from babel.dates import get_timezone_location
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -68,19 +73,28 @@ class CachedOptionsSelect(Select):
     def __init__(self) -> None:
         """Start with nothing rendered."""
         super().__init__()
-        self._rendered: dict[tuple[str, tuple[tuple[str, Any], ...]], Markup] = {}
+        self._rendered: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Markup] = {}
 
     def __call__(self, field: Field, **kwargs: Any) -> Markup:
         """The select with ``field.data`` selected."""
-        key = (str(get_locale()), tuple(sorted(kwargs.items())))
+        # UTC offsets change twice a year, at an hour boundary.
+        hour = datetime.now(UTC).strftime("%Y%m%d%H")
+        key = (str(get_locale()), hour, tuple(sorted(kwargs.items())))
         unselected = self._rendered.get(key)
         if unselected is None:
+            self._rendered.clear()
             rendered: Markup = super().__call__(field, **kwargs)
-            unselected = rendered.replace(Markup("<option selected "), Markup("<option "))
+            # WTForms writes attributes in name order: "selected" comes right before "value".
+            unselected = rendered.replace(Markup(" selected value="), Markup(" value="))
             self._rendered[key] = unselected
-        option = Markup('<option value="{}">').format(field.data)
-        chosen = Markup('<option selected value="{}">').format(field.data)
-        return unselected.replace(option, chosen, 1)
+        option = Markup(' value="{}">').format(field.data)
+        chosen = Markup(' selected value="{}">').format(field.data)
+        if option in unselected:
+            return unselected.replace(option, chosen, 1)
+        # A value that is valid but not offered (an administrative zone, saved by the API):
+        # shown as it is, so that saving the page keeps it.
+        extra = Markup('<option selected value="{0}">{0}</option>').format(field.data)
+        return unselected.replace(Markup(">"), Markup(">") + extra, 1)
 
 
 class TimeZoneField(SelectField):
@@ -118,23 +132,58 @@ def _choices(pref: Preference) -> Callable[[], list[SelectChoice]]:
 
 @cache
 def _zones_by_region() -> tuple[tuple[str | None, tuple[str, ...]], ...]:
-    """Zones grouped by the part before the first "/", zones without one (UTC) last."""
+    """Offered zones grouped by the part before the first "/", zones without one (UTC) last."""
     regions: dict[str | None, list[str]] = {}
-    for zone in registry.time_zones():
+    for zone in registry.canonical_time_zones():
         region, slash, _ = zone.partition("/")
         regions.setdefault(region if slash else None, []).append(zone)
     ordered = sorted(regions.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return tuple((region, tuple(zones)) for region, zones in ordered)
 
 
+@cache
+def _zone_countries() -> dict[str, str]:
+    """The country code of each place's zone, from the zone database."""
+    return {zone: code for code, zones in pytz.country_timezones.items() for zone in zones}
+
+
+def utc_offset(zone: str, moment: datetime) -> str:
+    """``UTC+09:00``: the zone's offset at ``moment``, as people compare zones."""
+    offset = moment.astimezone(pytz.timezone(zone)).strftime("%z")
+    return f"UTC{offset[0]}{offset[1:3]}:{offset[3:]}"
+
+
 def zone_choices() -> list[SelectChoice]:
-    """Time zone options, each under its region's ``<optgroup>``."""
+    """Time zone options by region, in the request's language; see ``_zone_choices``."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return _zone_choices(str(get_locale() or "en"), hour)
+
+
+@functools.lru_cache(maxsize=16)
+def _zone_choices(locale: str, hour: datetime) -> list[SelectChoice]:
+    """Time zone options by region: the place in the reader's language, and its offset now.
+
+    Each carries what else the searchable picker (``static/js/zone-picker.js``) matches:
+    the country, and the English names on a page in another language.
+    """
     other = gettext("Other")
-    return [
-        SelectChoice(zone, zone.replace("_", " "), {}, region or other)
-        for region, zones in _zones_by_region()
-        for zone in zones
-    ]
+    territories = Locale.parse(locale).territories
+    english = Locale.parse("en").territories
+    now = hour
+    choices = []
+    for region, zones in _zones_by_region():
+        for zone in zones:
+            city = get_timezone_location(zone, locale=locale, return_city=True)
+            code = _zone_countries().get(zone, "")
+            country = territories.get(code, "") if code else ""
+            offset = utc_offset(zone, now)
+            attributes = {"data-country": country} if country else {}
+            if locale != "en":
+                # People also look for a place by its English name.
+                also = [english.get(code, ""), get_timezone_location(zone, "en", True)]
+                attributes["data-also"] = " ".join(part for part in also if part)
+            choices.append(SelectChoice(zone, f"{city} ({offset})", attributes, region or other))
+    return choices
 
 
 def _field(pref: Preference) -> Field:
@@ -147,7 +196,13 @@ def _field(pref: Preference) -> Field:
     if pref.type == "boolean":
         return SwitchField(**common)
     if pref.options is registry.time_zones:
-        return TimeZoneField(choices=zone_choices, validate_choice=False, **common)
+        return TimeZoneField(
+            choices=zone_choices,
+            validate_choice=False,
+            # static/js/zone-picker.js turns it into a searchable list.
+            render_kw={"data-zone-picker": ""},
+            **common,
+        )
     # Allowed values are checked by the registry, with its messages, not by WTForms.
     widget = WIDGETS.get(pref.key, SelectField)
     return widget(choices=_choices(pref), validate_choice=False, **common)
@@ -172,7 +227,9 @@ class SettingsFormBase(FlaskForm):
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> SettingsFormBase:
         """A form showing effective settings (dotted keys), ignoring any request body."""
-        data: dict[str, Any] = {pref.field_name: values[pref.key] for pref in PREFERENCES}
+        data: dict[str, Any] = {
+            pref.field_name: pref.normalized(values[pref.key]) for pref in PREFERENCES
+        }
         data["shown"] = json.dumps({pref.key: values[pref.key] for pref in PREFERENCES})
         return cls(formdata=None, data=data)
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pytz
 from babel import Locale
+from babel.core import get_global
 
 from app.text import gettext, lazy_gettext, ngettext
 
@@ -60,6 +61,30 @@ def time_zones() -> tuple[str, ...]:
 @cache
 def _time_zone_set() -> frozenset[str]:
     return frozenset(time_zones())
+
+
+@cache
+def canonical_time_zones() -> tuple[str, ...]:
+    """The zones people choose from: one per place (zone.tab) and UTC, sorted.
+
+    Legacy aliases (``Turkey``, ``US/Pacific``, ``Asia/Calcutta``) and administrative zones
+    (``Etc/GMT+5``, which means UTC-5) are still accepted, but not offered.
+    """
+    places = {zone for zones in pytz.country_timezones.values() for zone in zones}
+    return tuple(sorted((places | {"UTC"}) & _time_zone_set()))
+
+
+@cache
+def _zone_aliases() -> dict[str, str]:
+    """Legacy zone names to the canonical zone of the same place (CLDR's list, via Babel)."""
+    aliases: Mapping[str, str] = get_global("zone_aliases")
+    canonical = set(canonical_time_zones())
+    return {alias: zone for alias, zone in aliases.items() if zone in canonical}
+
+
+def canonical_zone(name: str) -> str:
+    """The canonical name of a zone: ``Asia/Calcutta`` reads ``Asia/Kolkata``."""
+    return _zone_aliases().get(name, name)
 
 
 def locale_name(code: str) -> str:
@@ -119,6 +144,10 @@ class Preference:
     def label_for(self, value: str) -> str:
         """Display name of an allowed value."""
         return self.option_label(value) if self.option_label else value
+
+    def normalized(self, value: Any) -> Any:
+        """The form of an accepted value that is stored: zones by their canonical name."""
+        return canonical_zone(value) if self.options is time_zones else value
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` may be stored; builds no message, so it never needs a locale.
@@ -329,7 +358,7 @@ def validate(changes: Mapping[str, Any], *, allow_null: bool = False) -> dict[st
         if problem:
             _add(errors, key, problem)
         else:
-            cleaned[key] = value
+            cleaned[key] = pref.normalized(value)
     if errors:
         raise ValidationError(errors)
     return cleaned

@@ -20,7 +20,7 @@ from app.preferences import cache, registry
 from app.text import gettext
 
 #: Where a change may come from, as recorded in the history.
-SOURCES = ("page", "api", "reset", "import", "admin", "cli", "other")
+SOURCES = ("page", "dashboard", "api", "reset", "import", "admin", "cli", "other")
 
 #: The ``format`` and newest ``version`` of an exported settings document.
 EXPORT_FORMAT = "user-settings"
@@ -367,6 +367,7 @@ def _write(
     """
     session = db.session
     pending: cache.PendingWrite | None = None
+    committing = False
     try:
         values: dict[str, Any] | None = None
         current: Snapshot | None = known
@@ -406,11 +407,14 @@ def _write(
                 user_id, current.choices, choices, source, values["preferences_updated_at"]
             )
         pending = cache.begin_write(user_id, values["version"])
+        committing = True
         session.commit()
     except BaseException:
-        session.rollback()
-        if pending is not None:
+        # Taken back while the row is still locked, so no other write's tombstone can be
+        # hit; never after a commit was sent, which may have written the row after all.
+        if pending is not None and not committing:
             pending.abandoned()
+        session.rollback()
         raise
     written = Snapshot(
         user_id=current.user_id,

@@ -19,6 +19,7 @@ RECENT = 10
 #: The name of each ``source`` of a change, in the reader's language.
 SOURCE_LABELS: dict[str, Any] = {
     "page": lazy_gettext("Settings page"),
+    "dashboard": lazy_gettext("Dashboard"),
     "api": lazy_gettext("API"),
     "reset": lazy_gettext("Reset"),
     "import": lazy_gettext("Import"),

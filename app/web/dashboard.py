@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from app.preferences import registry
+from app.preferences.forms import SettingsForm, zone_choices
 from app.preferences.service import Settings
 
 bp = Blueprint("dashboard", __name__)
@@ -26,13 +27,16 @@ def value_labels() -> dict[str, dict[str, str]]:
     """Display names of every choice, by dotted key, in the request's language.
 
     The client renders values it receives from the API with these, so no English is
-    hard-coded in JavaScript and a new choice in the registry needs no client change.
+    hard-coded in JavaScript and a new choice in the registry needs no client change. Zones
+    read as on the settings page: the place and its offset now.
     """
-    return {
+    labels = {
         pref.key: {value: pref.label_for(value) for value in pref.allowed()}
         for pref in registry.PREFERENCES
         if pref.type == "choice"
     }
+    labels["timezone"] = {choice.value: choice.label for choice in zone_choices()}
+    return labels
 
 
 @bp.get("/dashboard")
@@ -44,6 +48,7 @@ def index() -> ResponseReturnValue:
     poll_ms = poll_milliseconds()
     return render_template(
         "dashboard/index.html",
+        form=SettingsForm.from_settings(settings.values),
         settings=settings,
         document=document,
         labels=value_labels(),

@@ -10,11 +10,13 @@ from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
 from flask_login import current_user
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import bodies
-from app.api.routes import IMPORT_MAX_BYTES, import_too_large, parse_json
+from app.api.routes import IMPORT_MAX_BYTES, parse_json
 from app.errors import error_response
 from app.htmx import is_htmx_request, render_page_or_fragment, trigger
+from app.models import MAX_ID
 from app.preferences import registry, service
 from app.preferences.forms import SettingsForm, SettingsFormBase
 from app.preferences.registry import Preference
@@ -44,9 +46,12 @@ MAX_ECHO = 40
 
 @dataclass
 class ImportState:
-    """An uploaded document on its way in: its problems, or the changes it would make."""
+    """An uploaded document on its way in: what is wrong with it, or what it would change."""
 
-    errors: list[str] = field(default_factory=list)
+    #: One plain sentence saying why the file cannot be imported; empty when it can.
+    problem: str = ""
+    #: What exactly is wrong, for the curious, behind a disclosure.
+    details: list[str] = field(default_factory=list)
     changes: list[changes.ChangeRow] = field(default_factory=list)
     #: The document as uploaded, carried by the confirm form in a hidden field.
     document: str = ""
@@ -151,9 +156,19 @@ def _render_current(fragment: str) -> ResponseReturnValue:
 
 @bp.get("/settings/history")
 def history() -> ResponseReturnValue:
-    """The latest changes: the list alone for htmx, which refreshes it after each save."""
-    recent = changes.rows(service.history(current_user.id, limit=changes.RECENT))
-    return render_page_or_fragment(HISTORY_PAGE, HISTORY, history=recent)
+    """The latest changes, older ones a page at a time (``?before=<id>``).
+
+    htmx asks for the list alone, and again after each save.
+    """
+    before = request.args.get("before", "")
+    digits = before.isascii() and before.isdigit() and len(before) < 19
+    before_id = min(int(before), MAX_ID) if digits else None
+    found = service.history(current_user.id, before_id=before_id, limit=changes.RECENT + 1)
+    recent = found[: changes.RECENT]
+    older = recent[-1].id if len(found) > changes.RECENT else None
+    return render_page_or_fragment(
+        HISTORY_PAGE, HISTORY, history=changes.rows(recent), older=older, paged=before_id
+    )
 
 
 @bp.post("/settings/import")
@@ -161,7 +176,15 @@ def import_preview() -> ResponseReturnValue:
     """Check an uploaded export and show what importing it would change, with a confirm."""
     upload = request.files.get("file")
     state = _preview(_read_upload(upload) if upload and upload.filename else None)
-    return _render_import(state, 422 if state.errors else 200)
+    return _render_import(state, 422 if state.problem else 200)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def body_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
+    """413: for an upload, the import card saying so, with script or without."""
+    if request.endpoint != "settings.import_preview":
+        return error_response(413)
+    return _render_import(ImportState(problem=_too_large()), 413)
 
 
 @bp.post("/settings/import/confirm")
@@ -172,7 +195,7 @@ def import_confirm() -> ResponseReturnValue:
     state = ImportState(document=text)
     document = _parse_document(text.encode(), state)
     previewed = request.form.get("version", "")
-    if not state.errors:
+    if not state.problem:
         try:
             result = service.import_document(
                 current_user.id,
@@ -183,7 +206,7 @@ def import_confirm() -> ResponseReturnValue:
                 else None,
             )
         except registry.ValidationError as exc:
-            state.errors = _messages(exc.errors)
+            state = _refused(exc.errors)
         except service.VersionMismatch:
             # The preview no longer says what importing does: show what it would do now.
             state = _preview(text.encode())
@@ -209,41 +232,72 @@ def import_confirm() -> ResponseReturnValue:
     return _render_import(state, 422)
 
 
-def _read_upload(upload: FileStorage) -> bytes | str:
+def _too_large() -> str:
+    """Why a file over the import's limit cannot be imported, in plain words."""
+    return gettext(
+        "The file is larger than %(size)d KB: a settings file exported from this app is "
+        "much smaller.",
+        size=IMPORT_MAX_BYTES // 1024,
+    )
+
+
+def _not_an_export(details: list[str]) -> ImportState:
+    """The state of a file that is not a settings export at all."""
+    return ImportState(
+        problem=gettext("This isn't a settings file exported from this app."), details=details
+    )
+
+
+def _read_upload(upload: FileStorage) -> bytes | ImportState:
     """The uploaded file's bytes, or why it cannot be used."""
     data = upload.stream.read(IMPORT_MAX_BYTES + 1)
     if len(data) > IMPORT_MAX_BYTES:
-        return import_too_large().detail
+        return ImportState(problem=_too_large())
     return data
 
 
 def _parse_document(data: bytes, state: ImportState) -> Any:
-    """The JSON in ``data``; a problem is added to ``state.errors`` instead."""
+    """The JSON in ``data``; what is wrong goes to ``state`` instead."""
     if len(data) > IMPORT_MAX_BYTES:
-        state.errors.append(import_too_large().detail)
+        state.problem = _too_large()
         return None
     try:
         return parse_json(data)
     except ValueError as exc:
-        state.errors.append(gettext("The file is not valid JSON: %(reason)s.", reason=str(exc)))
+        refused = _not_an_export(
+            [gettext("The file is not valid JSON: %(reason)s.", reason=str(exc))]
+        )
+        state.problem, state.details = refused.problem, refused.details
         return None
 
 
-def _preview(upload: bytes | str | None) -> ImportState:
+def _refused(errors: registry.Errors) -> ImportState:
+    """The state of a document the import refused: not an export, or holding bad values."""
+    details = _messages(errors)
+    # Members of the document itself (format, version, anything unknown) say what it is.
+    if any(key not in registry.BY_KEY for key in errors):
+        return _not_an_export(details)
+    return ImportState(
+        problem=gettext("Some settings in this file cannot be used, so nothing was imported."),
+        details=details,
+    )
+
+
+def _preview(upload: bytes | ImportState | None) -> ImportState:
     """What an upload would change, as a dry run of the import."""
     if upload is None:
-        return ImportState(errors=[gettext("Choose a file to import.")])
-    if isinstance(upload, str):
-        return ImportState(errors=[upload])
+        return ImportState(problem=gettext("Choose a file to import."))
+    if isinstance(upload, ImportState):
+        return upload
     state = ImportState(document=upload.decode("utf-8", errors="replace"))
     document = _parse_document(upload, state)
-    if state.errors:
+    if state.problem:
         state.document = ""
         return state
     try:
         result = service.import_document(current_user.id, document, dry_run=True)
     except registry.ValidationError as exc:
-        return ImportState(errors=_messages(exc.errors))
+        return _refused(exc.errors)
     state.changes = changes.rows(result.changes)
     state.version = result.settings.version
     return state
@@ -263,8 +317,8 @@ def _render_import(state: ImportState, status: int) -> Response:
     settings = current_user.settings
     form = SettingsForm.from_settings(settings.values)
     announcement = (
-        gettext("The file cannot be imported.")
-        if state.errors
+        state.problem
+        if state.problem
         else ngettext(
             "Importing would change %(num)d setting.",
             "Importing would change %(num)d settings.",
@@ -329,7 +383,13 @@ def _render_field(
     announcement: str,
 ) -> Response:
     """One field's fragment for htmx (the page otherwise), with a live-region message."""
-    context: dict[str, Any] = {"form": form, "field": form[pref.field_name], "settings": settings}
+    context: dict[str, Any] = {
+        "form": form,
+        "field": form[pref.field_name],
+        "settings": settings,
+        # Shown beside the control for a moment; the live region says it too.
+        "saved": status == 200,
+    }
     if is_htmx_request():
         # Only the fragment carries the out-of-band message; a full page shows it in place.
         context["announcement"] = announcement

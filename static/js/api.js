@@ -16,6 +16,7 @@ export const SETTINGS_URL = new URL("../../api/user/settings", import.meta.url).
 const JSON_TYPE = "application/json";
 const MERGE_PATCH_TYPE = "application/merge-patch+json";
 
+let clientName = null;
 let lastEtag = null;
 let lastSettings = null;
 let pendingWrites = 0;
@@ -35,6 +36,11 @@ export class ApiError extends Error {
   get unreachable() {
     return this.status === 0;
   }
+}
+
+// Names the page that writes, for the change history ("Changed by: Dashboard").
+export function identify(name) {
+  clientName = name;
 }
 
 function csrfToken() {
@@ -63,7 +69,10 @@ export async function request(method, url, { body, headers = {}, contentType = J
     headers: { Accept: `${JSON_TYPE}, application/problem+json`, ...headers },
     signal,
   };
-  if (method !== "GET" && method !== "HEAD") init.headers["X-CSRFToken"] = csrfToken();
+  if (method !== "GET" && method !== "HEAD") {
+    init.headers["X-CSRFToken"] = csrfToken();
+    if (clientName) init.headers["X-Settings-Client"] = clientName;
+  }
   if (body !== undefined) {
     init.headers["Content-Type"] = contentType;
     init.body = JSON.stringify(body);

@@ -10,7 +10,11 @@ import { applyTheme } from "./theme.js";
 const NOTICE_MS = 6000;
 
 const root = document.getElementById("dashboard");
-if (root) start(root);
+if (root) {
+  // Its writes show in the history as made on the dashboard.
+  api.identify("dashboard");
+  start(root);
+}
 
 function start(root) {
   const $ = (id) => document.getElementById(id);
@@ -107,7 +111,7 @@ function start(root) {
     const notifications = settings.notifications || {};
     setValue("theme", label("theme", settings.theme), changed);
     setValue("locale", label("locale", settings.locale), changed);
-    setValue("timezone", settings.timezone, changed);
+    setValue("timezone", label("timezone", settings.timezone), changed);
     setValue("notifications.email", Boolean(notifications.email), changed);
     setValue("notifications.push", Boolean(notifications.push), changed);
     setValue("notifications.digest", label("notifications.digest", notifications.digest), changed);
@@ -181,6 +185,11 @@ function start(root) {
   }
 
   async function saveFailed(error) {
+    if (error.status === 401) {
+      revertTo(confirmedTheme());
+      showSignedOut();
+      return;
+    }
     if (error.status === 412) {
       // Another device wrote first: load what it saved, then say so.
       inConflict = true;
@@ -216,7 +225,22 @@ function start(root) {
     summary.setAttribute("aria-busy", String(shown === "loading"));
   }
 
+  // Signed out in another tab or on another device: nothing here works until signing in
+  // again, so say so, with the way back, instead of offering a retry that cannot work.
+  function showSignedOut() {
+    const banner = $("dashboard-signed-out");
+    if (!banner.hidden) return;
+    banner.hidden = false;
+    errorBox.hidden = true;
+    for (const element of document.querySelectorAll(".site-nav__logout")) element.hidden = true;
+    banner.focus();
+  }
+
   function showSyncState({ status, error, checkedAt }) {
+    if (error && error.status === 401) {
+      showSignedOut();
+      return;
+    }
     showStatus(status);
     if (checkedAt) {
       lastChecked.setAttribute("datetime", checkedAt.toISOString());

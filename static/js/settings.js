@@ -1,15 +1,38 @@
 // The settings page with script on: htmx saves each control as it changes (see
 // templates/settings/_field.html); this module adds what markup alone cannot do.
 
+import { announce, announceFlashes } from "./announce.js";
+import { applyTheme } from "./theme.js";
+import { enhanceAll } from "./zone-picker.js";
+
 const form = document.querySelector(".settings-form");
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-const liveRegion = document.getElementById("live-region");
+const SAVED_VISIBLE_MS = 4000;
+// Where focus goes back to after a change that reloads the page (a new language).
+const FOCUS_AFTER_RELOAD = "settings:focus-after-reload";
 
 // What each control showed after the server last rendered it, to put back when a save fails.
 const serverState = new WeakMap();
+// What the request in flight for a setting sent, to tell whether the person chose again.
+const sentValue = new WeakMap();
 
 function controls(root) {
   return Array.from(root.querySelectorAll("input:not([type=hidden]), select"));
+}
+
+function fieldName(root) {
+  return root.id.replace(/^setting-/, "");
+}
+
+// The value a setting's control holds now, as the form would send it.
+function currentValue(root) {
+  const name = fieldName(root);
+  const checked = root.querySelector(`input[name="${name}"][type=radio]:checked`);
+  if (checked) return checked.value;
+  const box = root.querySelector(`input[name="${name}"][type=checkbox]`);
+  if (box) return box.checked ? box.value : "";
+  const select = root.querySelector(`select[name="${name}"]`);
+  return select ? select.value : "";
 }
 
 function remember(root) {
@@ -27,12 +50,7 @@ function restore(root) {
     if (typeof value === "boolean") control.checked = value;
     else control.value = value;
   }
-}
-
-function announce(message) {
-  // Emptying first makes a repeated message count as a change to screen readers.
-  liveRegion.textContent = "";
-  window.setTimeout(() => { liveRegion.textContent = message; }, 50);
+  if (fieldName(root) === "theme") applyTheme(currentValue(root));
 }
 
 function showStatus(root, message) {
@@ -40,6 +58,14 @@ function showStatus(root, message) {
   if (!status) return;
   status.textContent = message;
   status.hidden = !message;
+}
+
+// "Saved" beside the control, for a moment; the live region says it as well.
+function fadeSaved(root) {
+  const status = root.querySelector("[data-setting-status][data-transient]");
+  if (!status) return;
+  window.setTimeout(() => status.classList.add("setting__status--fading"), SAVED_VISIBLE_MS);
+  status.addEventListener("transitionend", () => { status.hidden = true; }, { once: true });
 }
 
 function deviceZone() {
@@ -56,12 +82,12 @@ function suggestZone(root) {
   const select = root.querySelector("select");
   if (!box || !select) return;
   const zone = deviceZone();
-  const offered = zone && Array.from(select.options).some((option) => option.value === zone);
-  if (!offered || select.value === zone) {
+  const option = zone && Array.from(select.options).find((candidate) => candidate.value === zone);
+  if (!option || select.value === zone) {
     box.hidden = true;
     return;
   }
-  box.querySelector("[data-zone-name]").textContent = zone.replaceAll("_", " ");
+  box.querySelector("[data-zone-name]").textContent = option.textContent.trim();
   const button = box.querySelector("[data-zone-suggestion-button]");
   box.hidden = false;
   // htmx:load also fires for the whole body once, after this module's first pass.
@@ -69,8 +95,7 @@ function suggestZone(root) {
   button.dataset.bound = "true";
   button.addEventListener("click", () => {
     select.value = zone;
-    // The select keeps focus across the swap (htmx restores it by id); the button goes away.
-    select.focus();
+    select.dispatchEvent(new CustomEvent("zone-picked"));
     select.dispatchEvent(new Event("change", { bubbles: true }));
   });
 }
@@ -79,7 +104,9 @@ function setUp(scope) {
   const roots = scope.matches?.(".setting") ? [scope] : scope.querySelectorAll?.(".setting") || [];
   for (const root of roots) {
     remember(root);
+    enhanceAll(root);
     suggestZone(root);
+    fadeSaved(root);
   }
 }
 
@@ -88,14 +115,47 @@ function settingOf(event) {
   return elt && elt.closest ? elt.closest(".setting") : null;
 }
 
+// Whether the person chose again while the save of ``root`` was on its way.
+function choseAgain(root) {
+  return sentValue.has(root) && sentValue.get(root) !== currentValue(root);
+}
+
+function focusAfterReload() {
+  const id = window.sessionStorage.getItem(FOCUS_AFTER_RELOAD);
+  if (!id) return;
+  window.sessionStorage.removeItem(FOCUS_AFTER_RELOAD);
+  document.getElementById(id)?.focus();
+}
+
 if (form && window.htmx) {
   form.classList.add("settings-form--live");
   setUp(document);
+  focusAfterReload();
+
+  // Enter in a switch or a radio group would submit the whole form (and reload the page);
+  // every control saves itself, so it does nothing here.
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.matches("input[type=checkbox], input[type=radio]")) {
+      event.preventDefault();
+    }
+  });
 
   document.body.addEventListener("htmx:load", (event) => setUp(event.target));
 
+  // The page takes a chosen theme at once, before the server has answered.
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "theme") applyTheme(event.target.value);
+  });
+
   document.body.addEventListener("htmx:configRequest", (event) => {
     if (csrfMeta) event.detail.headers["X-CSRFToken"] = csrfMeta.content;
+    const root = settingOf(event);
+    if (!root) return;
+    sentValue.set(root, currentValue(root));
+    if (fieldName(root) === "locale") {
+      // The answer reloads the page in the new language; come back to this control.
+      window.sessionStorage.setItem(FOCUS_AFTER_RELOAD, root.querySelector("select").id);
+    }
   });
 
   document.body.addEventListener("htmx:beforeRequest", (event) => {
@@ -103,24 +163,67 @@ if (form && window.htmx) {
     if (root) showStatus(root, "");
   });
 
+  // The answer to a save that the person has overtaken (a second choice while it was on its
+  // way) must not draw the older value: its events are stopped before theme.js restyles the
+  // page, its fragment is not swapped in, and the newest choice is sent instead.
+  document.addEventListener(
+    "settings-saved",
+    (event) => {
+      const root = event.target.closest?.(".setting");
+      if (root && choseAgain(root)) event.stopImmediatePropagation();
+    },
+    true,
+  );
+
   document.body.addEventListener("htmx:beforeSwap", (event) => {
     const { xhr } = event.detail;
-    if (xhr.status === 422) {
-      // A rejected value: the fragment shows the control as stored, with the reason.
+    const root = settingOf(event);
+    if (root && xhr.status === 200 && choseAgain(root)) {
+      event.detail.shouldSwap = false;
+      return;
+    }
+    if (xhr.status === 422 || (xhr.status === 413 && event.detail.target.id === "transfer")) {
+      // A rejected value: the fragment shows the control as stored, or the import card
+      // says what is wrong with the file.
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     } else if (xhr.status >= 400 && xhr.getResponseHeader("HX-Retarget")) {
-      // Other errors are written for the live region (app/errors.py); still an error below.
+      // Other errors are written for the live region or the session banner
+      // (app/errors.py); still an error below.
       event.detail.shouldSwap = true;
+    }
+  });
+
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    const root = settingOf(event);
+    if (!root || !event.detail.successful) return;
+    if (choseAgain(root)) {
+      // hx-sync queues this behind the request that is ending, and keeps only the last.
+      window.htmx.trigger(root, "change");
+    } else {
+      sentValue.delete(root);
+    }
+  });
+
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target.id === "transfer") {
+      // The card was replaced around the focused button: focus what it now says.
+      document.querySelector("#transfer [data-focus-after-swap]")?.focus();
     }
   });
 
   document.body.addEventListener("htmx:responseError", (event) => {
     const root = settingOf(event);
     if (!root) return;
+    sentValue.delete(root);
     restore(root);
     const { xhr } = event.detail;
-    const sent = xhr.getResponseHeader("HX-Retarget")
+    const retarget = xhr.getResponseHeader("HX-Retarget");
+    if (retarget === "#session-banner") {
+      document.getElementById("session-banner")?.focus();
+      return;
+    }
+    const sent = retarget
       ? new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent.trim()
       : "";
     const message = sent || form.dataset.messageFailed;
@@ -131,8 +234,11 @@ if (form && window.htmx) {
   document.body.addEventListener("htmx:sendError", (event) => {
     const root = settingOf(event);
     if (!root) return;
+    sentValue.delete(root);
     restore(root);
     showStatus(root, form.dataset.messageNetwork);
     announce(form.dataset.messageNetwork);
   });
 }
+
+announceFlashes();
