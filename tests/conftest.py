@@ -106,6 +106,10 @@ def make_config(database_url: str, prefix: str, **overrides: Any) -> dict[str, A
         # Tests write and sign up far faster than people; the limit tests set real values.
         "RATELIMIT_WRITES": "100000 per hour",
         "RATELIMIT_REGISTER": "100000 per hour",
+        # A shared two-core machine running browsers can take seconds for one commit; the
+        # tests of a hanging database set the production bounds themselves.
+        "DATABASE_TIMEOUT": 10.0,
+        "DATABASE_LOCK_TIMEOUT": 5.0,
         "SERVER_NAME": None,
     }
     config.update(overrides)

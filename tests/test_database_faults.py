@@ -35,7 +35,15 @@ def pg_proxy() -> Iterator[Proxy]:
 def proxied_app(pg_proxy: Proxy, key_prefix: str) -> Iterator[Flask]:
     """An app whose database connections all go through ``pg_proxy``."""
     url = sa.make_url(conftest.TEST_DATABASE_URL).set(host="127.0.0.1", port=pg_proxy.port)
-    app = build_app(make_config(url.render_as_string(hide_password=False), key_prefix))
+    # The production bounds (app/config.py), which the test measures against.
+    app = build_app(
+        make_config(
+            url.render_as_string(hide_password=False),
+            key_prefix,
+            DATABASE_TIMEOUT=1.0,
+            DATABASE_LOCK_TIMEOUT=0.5,
+        )
+    )
     with fresh_tables(app):
         yield app
         pg_proxy.restore()

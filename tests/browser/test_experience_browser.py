@@ -119,6 +119,7 @@ def test_time_zone_picker_searches_and_saves_only_on_a_pick(
     listbox = page.get_by_role("listbox")
     expect(listbox.get_by_role("option").first).to_contain_text("Tokyo")
     expect(listbox.get_by_role("option").first).to_contain_text("Japan · UTC+09:00")
+    screenshot(page, "zone-picker")
     picker.fill("japan")
     expect(listbox.get_by_role("option").first).to_contain_text("Tokyo")
     picker.fill("kolkata")
@@ -203,6 +204,7 @@ def test_signed_out_elsewhere_the_dashboard_says_so(
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("You have been signed out — sign in again.")
     expect(banner.get_by_role("link")).to_have_attribute("href", "/login?next=/dashboard")
+    screenshot(page, "dashboard-signed-out")
     expect(page.locator("#dashboard-retry")).to_be_hidden()
     expect(page.locator(".site-nav__user")).to_be_hidden()
     expect(page.locator("html")).not_to_have_attribute("data-theme", "dark")
@@ -322,6 +324,10 @@ def test_import_problems_are_one_plain_sentence_inline(
         )
     )
     expect(page.locator("h1")).to_have_text("Settings")
+    if name == "package.json":
+        problem.locator("summary").click()
+        problem.scroll_into_view_if_needed()
+        screenshot(page, f"import-problem-{'script' if script else 'no-script'}")
     for jargon in ("Unknown member", "Expecting property name", "UTF-8", "413"):
         assert jargon not in problem.locator(".error-summary__title").inner_text()
 
@@ -355,6 +361,15 @@ def test_no_page_scrolls_sideways_at_any_width(
     page.set_viewport_size({"width": 375, "height": 900})
     page.goto(live_server.url + "/settings/history")
     screenshot(page, f"history-narrow-{locale}")
+    # The pages of a visitor who is not signed in, in the browser's language.
+    visitor = new_context(locale=locale).new_page()
+    for width in (320, 375, 768, 1280):
+        visitor.set_viewport_size({"width": width, "height": 900})
+        for path in ("/login", "/register"):
+            visitor.goto(live_server.url + path)
+            expect(visitor.locator("html")).to_have_attribute("lang", locale)
+            overflow = visitor.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} at {width}px in {locale} scrolls {overflow}px sideways"
 
 
 def test_history_rows_stack_on_a_narrow_screen(
