@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.extensions import db
 from app.models import AdminView, User
-from app.preferences import registry, service
+from app.preferences import service, validation
 from tests.conftest import PASSWORD, AuthActions, csrf_token
 
 LIMITED = {"RATELIMIT_LOGIN": "5 per minute", "SIGNIN_FREE_FAILURES": 100}
@@ -223,7 +223,7 @@ def test_error_reports_are_capped(app: Flask, signed_in: FlaskClient, user: int)
     assert response.status_code == 422
     assert len(response.get_data()) < 8 * 1024
     errors = response.get_json()["errors"]
-    assert len(errors) == registry.MAX_REPORTED_ERRORS + 1
+    assert len(errors) == validation.MAX_REPORTED_ERRORS + 1
     assert "5980 more problems" in " ".join(errors[""])
     page = signed_in.post(
         "/settings/import",

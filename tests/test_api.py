@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.api.problems import MEDIA_TYPE
 from app.extensions import db
 from app.models import User
-from app.preferences import registry
+from app.preferences import registry, validation
 from tests.conftest import count_sql, csrf_token
 
 URL = "/api/user/settings"
@@ -29,7 +29,7 @@ DEFAULTS = {
 }
 
 #: Values for one key at a time, and whether they may be saved. The settings page feeds the
-#: same table to its form, so page, API and ``registry.validate`` agree on every case.
+#: same table to its form, so page, API and ``validation.validate`` agree on every case.
 VALUE_CASES: list[tuple[str, Any, bool]] = [
     ("theme", "light", True),
     ("theme", "dark", True),
@@ -704,8 +704,8 @@ def test_api_and_registry_accept_the_same_values(
 ) -> None:
     with app.test_request_context():
         try:
-            registry.validate({key: value})
-        except registry.ValidationError:
+            validation.validate({key: value})
+        except validation.ValidationError:
             service_accepts = False
         else:
             service_accepts = True

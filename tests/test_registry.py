@@ -11,8 +11,9 @@ from flask import Flask
 
 from app import create_app
 from app.cli import PREFERENCES_DOC
-from app.preferences import registry, schema
-from app.preferences.registry import PREFERENCES, ValidationError
+from app.preferences import registry, schema, storage, validation, zones
+from app.preferences.registry import PREFERENCES
+from app.preferences.validation import ValidationError
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +54,23 @@ def test_locales_are_english_plus_at_least_three() -> None:
 
 
 def test_time_zones_are_the_pinned_ones_every_formatter_knows() -> None:
-    zones = registry.time_zones()
-    assert "Europe/Berlin" in zones and "UTC" in zones
-    assert list(zones) == sorted(zones)
+    known = zones.time_zones()
+    assert "Europe/Berlin" in known and "UTC" in known
+    assert list(known) == sorted(known)
     # In the host's zoneinfo, but not something Flask-Babel can format with.
-    assert "Factory" not in zones and "localtime" not in zones
-    assert set(zones) == pytz.all_timezones_set
+    assert "Factory" not in known and "localtime" not in known
+    assert set(known) == pytz.all_timezones_set
 
 
 def test_fingerprint_ignores_the_hosts_zone_list(monkeypatch: pytest.MonkeyPatch) -> None:
     before = registry.fingerprint()
-    caches = (registry.fingerprint, registry.time_zones, registry._time_zone_set)
+    caches = (registry.fingerprint, zones.time_zones, zones._time_zone_set)
     for cached in caches:
         cached.cache_clear()
     # Another host, or this one after an upgrade, with a different zone database.
     monkeypatch.setattr(pytz, "all_timezones_set", frozenset({"Europe/Berlin", "UTC"}))
     try:
-        assert registry.time_zones() == ("Europe/Berlin", "UTC")
+        assert zones.time_zones() == ("Europe/Berlin", "UTC")
         assert registry.fingerprint() == before
     finally:
         monkeypatch.undo()
@@ -99,7 +100,7 @@ def test_defaults_are_flat_and_nest_for_the_api() -> None:
     ],
 )
 def test_valid_values_pass(key: str, value: object) -> None:
-    assert registry.validate({key: value}) == {key: value}
+    assert validation.validate({key: value}) == {key: value}
 
 
 @pytest.mark.parametrize(
@@ -121,19 +122,19 @@ def test_valid_values_pass(key: str, value: object) -> None:
 )
 def test_invalid_values_name_the_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        registry.validate({key: value})
+        validation.validate({key: value})
     assert list(caught.value.errors) == [key]
     assert message in caught.value.errors[key][0]
 
 
 def test_validation_reports_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as caught:
-        registry.validate({"theme": "blue", "notifications.push": "yes", "locale": "de"})
+        validation.validate({"theme": "blue", "notifications.push": "yes", "locale": "de"})
     assert set(caught.value.errors) == {"theme", "notifications.push"}
 
 
 def test_null_means_reset_only_when_allowed() -> None:
-    assert registry.validate({"theme": None}, allow_null=True) == {"theme": None}
+    assert validation.validate({"theme": None}, allow_null=True) == {"theme": None}
 
 
 @pytest.mark.parametrize(
@@ -152,34 +153,34 @@ def test_null_means_reset_only_when_allowed() -> None:
 )
 def test_document_structure_errors(document: object, key: str, message: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        registry.validate_document(document)
+        validation.validate_document(document)
     assert key in caught.value.errors
     assert message in " ".join(caught.value.errors[key])
 
 
 def test_document_null_group_resets_its_keys() -> None:
-    cleaned = registry.validate_document({"notifications": None}, allow_null=True)
+    cleaned = validation.validate_document({"notifications": None}, allow_null=True)
     assert cleaned == dict.fromkeys(
         ["notifications.email", "notifications.push", "notifications.digest"]
     )
 
 
 def test_validate_keys_expands_groups_and_refuses_unknown() -> None:
-    assert registry.validate_keys(["theme", "notifications", "theme"]) == [
+    assert validation.validate_keys(["theme", "notifications", "theme"]) == [
         "theme",
         "notifications.email",
         "notifications.push",
         "notifications.digest",
     ]
     with pytest.raises(ValidationError) as caught:
-        registry.validate_keys(["theme", "nope", 3])
+        validation.validate_keys(["theme", "nope", 3])
     assert set(caught.value.errors) == {"nope", "3"}
 
 
 def test_invalid_stored_values_read_as_defaults(caplog: pytest.LogCaptureFixture) -> None:
     stored = {"locale": "tlh", "timezone": "Asia/Calcutta_Old", "theme": "dark", "gone": 1}
     for _ in range(3):
-        settings = registry.effective(stored)
+        settings = storage.effective(stored)
     assert settings["locale"] == "en"
     assert settings["timezone"] == "UTC"
     assert settings["theme"] == "dark"
@@ -189,17 +190,17 @@ def test_invalid_stored_values_read_as_defaults(caplog: pytest.LogCaptureFixture
 
 def test_version_zero_document_is_upgraded() -> None:
     old = {"theme": "dark", "notifications": True}
-    assert registry.upgrade(old) == {
+    assert storage.upgrade(old) == {
         "theme": "dark",
         "notifications.email": True,
         "notifications.push": True,
     }
     nested = {"notifications": {"digest": "daily"}}
-    assert registry.upgrade(nested) == {"notifications.digest": "daily"}
-    current = registry.stored_document({"theme": "light"})
+    assert storage.upgrade(nested) == {"notifications.digest": "daily"}
+    current = storage.stored_document({"theme": "light"})
     assert current == {"_v": 1, "theme": "light"}
-    assert registry.upgrade(current) == {"theme": "light"}
-    assert registry.upgrade(None) == {}
+    assert storage.upgrade(current) == {"theme": "light"}
+    assert storage.upgrade(None) == {}
 
 
 def test_fingerprint_is_stable() -> None:

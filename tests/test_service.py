@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import User
-from app.preferences import registry, service
-from app.preferences.registry import PREFERENCES, ValidationError
+from app.preferences import registry, service, storage
+from app.preferences.registry import PREFERENCES
+from app.preferences.validation import ValidationError
 
 
 @pytest.fixture
@@ -197,9 +198,9 @@ def test_arbitrary_input_is_saved_whole_or_refused_whole(
         return
     document_now, _ = stored(user)
     json.dumps(document_now, allow_nan=False)
-    choices = registry.upgrade(document_now)
+    choices = storage.upgrade(document_now)
     assert all(registry.BY_KEY[key].check(value) is None for key, value in choices.items())
-    assert settings.values == registry.effective(choices)
+    assert settings.values == storage.effective(choices)
 
 
 def _values_for(key: str) -> list[Any]:

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.preferences import registry, service
+from app.preferences import registry, service, zones
 from tests.conftest import AuthActions, csrf_token
 
 HTMX = {"HX-Request": "true"}
@@ -363,7 +363,7 @@ def test_every_allowed_zone_renders_every_page(
     app: Flask, signed_in: FlaskClient, user: int
 ) -> None:
     """No zone the app accepts (and offers) breaks a page that formats a time in it."""
-    for index, zone in enumerate(registry.time_zones()):
+    for index, zone in enumerate(zones.time_zones()):
         with app.app_context():
             service.update_settings(user, {"timezone": zone})
         response = signed_in.get("/settings/last-saved", headers=HTMX)

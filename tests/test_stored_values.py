@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app.extensions import db
-from app.preferences import cache, registry
+from app.preferences import cache, registry, storage
 from tests.conftest import csrf_token
 
 MARKUP = "<script>alert(1)</script>"
@@ -85,14 +85,14 @@ def registry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == registry.log.name and record.levelno == logging.WARNING
+        if record.name == storage.log.name and record.levelno == logging.WARNING
     ]
 
 
 @pytest.fixture(autouse=True)
 def forget_reported_values() -> None:
     """Each test sees the once-per-process warnings afresh."""
-    registry._reported.clear()
+    storage._reported.clear()
 
 
 @pytest.mark.parametrize("locale", [*registry.shipped_locales(), "xx"])

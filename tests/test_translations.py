@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_babel import force_locale
 
-from app.preferences import registry, service
+from app.preferences import registry, service, validation
 from app.text import gettext
 from tests.conftest import AuthActions, csrf_token
 
@@ -280,8 +280,8 @@ def test_api_validation_errors_are_translated(
 @pytest.mark.parametrize("locale", LOCALES)
 def test_registry_messages_follow_the_forced_locale(app: Flask, locale: str) -> None:
     with app.test_request_context(), force_locale(locale):
-        with pytest.raises(registry.ValidationError) as raised:
-            registry.validate({"theme": "neon", "notifications.email": "yes", "nope": 1})
+        with pytest.raises(validation.ValidationError) as raised:
+            validation.validate({"theme": "neon", "notifications.email": "yes", "nope": 1})
         english = {"Must be true or false.", "Unknown setting."}
         messages = {text for texts in raised.value.errors.values() for text in texts}
         assert len(messages) == 3

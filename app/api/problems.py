@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from app.preferences import registry
+from app.preferences import validation
 
 PROBLEM_TYPE_BASE = "/api/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -81,7 +81,7 @@ def validation_problem(
     errors: dict[str, list[str]], *, headers: dict[str, str] | None = None
 ) -> ProblemError:
     """A 422 whose ``detail`` names each bad key and its first message."""
-    errors = registry.capped(errors)
+    errors = validation.capped(errors)
     # Each message is a sentence, so the keys read as a list of sentences.
     detail = " ".join(
         f"{key}: {messages[0]}" if key else messages[0] for key, messages in errors.items()

@@ -19,7 +19,7 @@ from app import bodies
 from app.api import openapi
 from app.api.problems import ProblemError, validation_problem
 from app.models import MAX_ID
-from app.preferences import registry, schema, service
+from app.preferences import registry, schema, service, validation
 from app.preferences.service import Settings
 from app.ratelimits import settings_writes
 from app.text import gettext
@@ -54,7 +54,7 @@ def service_problems() -> Iterator[None]:
     """Turn the service's refusals into the problem documents the API answers with."""
     try:
         yield
-    except registry.ValidationError as exc:
+    except validation.ValidationError as exc:
         raise validation_problem(exc.errors) from exc
     except service.VersionMismatch as exc:
         raise _precondition_failed(exc.current) from exc
@@ -396,8 +396,8 @@ def _without_read_only(document: Any, *, merge_patch: bool) -> Any:
         return rest
     errors = {READ_ONLY: [gettext("Read-only: send it back as it was read, or leave it out.")]}
     try:
-        registry.validate_document(rest, allow_null=merge_patch)
-    except registry.ValidationError as exc:
+        validation.validate_document(rest, allow_null=merge_patch)
+    except validation.ValidationError as exc:
         errors.update(exc.errors)
     raise validation_problem(errors)
 

@@ -21,7 +21,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 from wtforms.widgets import Select
 
-from app.preferences import registry
+from app.preferences import registry, validation, zones
 from app.preferences.registry import PREFERENCES, Preference
 from app.text import gettext, lazy_gettext
 
@@ -134,7 +134,7 @@ def _choices(pref: Preference) -> Callable[[], list[SelectChoice]]:
 def _zones_by_region() -> tuple[tuple[str | None, tuple[str, ...]], ...]:
     """Offered zones grouped by the part before the first "/", zones without one (UTC) last."""
     regions: dict[str | None, list[str]] = {}
-    for zone in registry.canonical_time_zones():
+    for zone in zones.canonical_time_zones():
         region, slash, _ = zone.partition("/")
         regions.setdefault(region if slash else None, []).append(zone)
     ordered = sorted(regions.items(), key=lambda item: (item[0] is None, item[0] or ""))
@@ -171,8 +171,8 @@ def _zone_choices(locale: str, hour: datetime) -> list[SelectChoice]:
     english = Locale.parse("en").territories
     now = hour
     choices = []
-    for region, zones in _zones_by_region():
-        for zone in zones:
+    for region, members in _zones_by_region():
+        for zone in members:
             city = get_timezone_location(zone, locale=locale, return_city=True)
             code = _zone_countries().get(zone, "")
             country = territories.get(code, "") if code else ""
@@ -195,7 +195,7 @@ def _field(pref: Preference) -> Field:
     }
     if pref.type == "boolean":
         return SwitchField(**common)
-    if pref.options is registry.time_zones:
+    if pref.options is zones.time_zones:
         return TimeZoneField(
             choices=zone_choices,
             validate_choice=False,
@@ -282,7 +282,7 @@ class SettingsFormBase(FlaskForm):
         """Every preference as submitted, keyed by dotted key."""
         return {pref.key: field.data for pref, field in self.preference_fields()}
 
-    def add_errors(self, errors: registry.Errors) -> None:
+    def add_errors(self, errors: validation.Errors) -> None:
         """Put the service's errors (dotted keys) beside their fields."""
         for key, messages in errors.items():
             pref = registry.BY_KEY.get(key)

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask_babel import force_locale
 
-from app.preferences.registry import PREFERENCES, Preference, time_zones
+from app.preferences.registry import PREFERENCES, Preference
+from app.preferences.zones import time_zones
 
 SCHEMA_ID = "/api/user/settings/schema"
 

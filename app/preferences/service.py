@@ -16,7 +16,7 @@ from sqlalchemy import CursorResult, delete, insert, select, update
 
 from app.extensions import db
 from app.models import PreferenceChange, User, utcnow
-from app.preferences import cache, registry
+from app.preferences import cache, registry, storage, validation
 from app.text import gettext
 
 #: Where a change may come from, as recorded in the history.
@@ -111,7 +111,7 @@ class Snapshot:
         """
         return Settings(
             user_id=self.user_id,
-            values=registry.effective(self.choices),
+            values=storage.effective(self.choices),
             choices=self.choices,
             version=self.version,
             updated_at=self.updated_at,
@@ -211,7 +211,7 @@ def _snapshot_from_row(row: Any) -> Snapshot:
         active=row.active,
         auth_version=row.auth_version,
         version=row.version,
-        choices=registry.upgrade(row.preferences),
+        choices=storage.upgrade(row.preferences),
         updated_at=_aware(row.preferences_updated_at),
         is_admin=row.is_admin,
     )
@@ -304,7 +304,7 @@ def _new_values(
     """The columns a write sets: the next version, the choices if they changed, ``columns``."""
     values: dict[str, Any] = {"version": current.version + 1, **columns}
     if choices != current.choices:
-        values["preferences"] = registry.stored_document(choices)
+        values["preferences"] = storage.stored_document(choices)
         values["preferences_updated_at"] = utcnow()
     return values
 
@@ -449,11 +449,11 @@ def update_settings(
     :param seen: the effective value of each changed key as the caller last saw it; a key
         whose stored value has moved on since (to something else than the change) is a
         conflict, checked under the same lock as the write.
-    :raise registry.ValidationError: with a message per dotted key.
+    :raise validation.ValidationError: with a message per dotted key.
     :raise VersionMismatch: the settings changed since ``expected_version``.
     :raise ConflictingChange: ``seen`` is out of date for a changed key.
     """
-    cleaned = registry.validate(changes, allow_null=True)
+    cleaned = validation.validate(changes, allow_null=True)
 
     def merge(choices: dict[str, Any]) -> dict[str, Any]:
         if seen is not None:
@@ -475,7 +475,7 @@ def _check_seen(
 
     :raise ConflictingChange: with every such key.
     """
-    now = registry.effective(choices)
+    now = storage.effective(choices)
     defaults = registry.defaults()
     conflicts = []
     for key, value in changes.items():
@@ -504,7 +504,7 @@ def update_from_document(
 
     :param merge_patch: JSON Merge Patch meaning, where ``null`` resets a key or a group.
     """
-    cleaned = registry.validate_document(document, allow_null=merge_patch)
+    cleaned = validation.validate_document(document, allow_null=merge_patch)
     return update_settings(
         user_id, cleaned, expected_version=expected_version, known=known, source=source
     )
@@ -520,9 +520,9 @@ def reset_settings(
 ) -> Settings:
     """Put every key, or only ``keys`` (dotted, or group names), back to its default.
 
-    :raise registry.ValidationError: a key that does not exist.
+    :raise validation.ValidationError: a key that does not exist.
     """
-    names = registry.validate_keys(keys) if keys is not None else list(registry.BY_KEY)
+    names = validation.validate_keys(keys) if keys is not None else list(registry.BY_KEY)
     return update_settings(
         user_id,
         dict.fromkeys(names),
@@ -633,20 +633,20 @@ def read_export(document: Any) -> dict[str, Any]:
     """The choices an exported document holds, flat and dotted, upgraded and validated.
 
     Version 0 documents hold settings as the first release stored them (groups nested,
-    ``notifications`` possibly a bare boolean); ``registry.upgrade`` reads them as it reads
+    ``notifications`` possibly a bare boolean); ``storage.upgrade`` reads them as it reads
     old rows. Version 1 documents hold settings as the API speaks them.
 
-    :raise registry.ValidationError: messages keyed by ``format``, ``version``, another
+    :raise validation.ValidationError: messages keyed by ``format``, ``version``, another
         unknown member, or the dotted setting key, like a ``PUT``.
     """
     if not isinstance(document, dict):
-        raise registry.ValidationError(
+        raise validation.ValidationError(
             {"": [gettext("The file must hold a JSON object: an exported settings document.")]}
         )
-    errors: registry.Errors = {}
+    errors: validation.Errors = {}
     for name in document:
         if name not in EXPORT_MEMBERS:
-            errors[registry.printable(str(name))] = [gettext("Unknown member.")]
+            errors[validation.printable(str(name))] = [gettext("Unknown member.")]
     if document.get("format") != EXPORT_FORMAT:
         errors["format"] = [
             gettext(
@@ -671,18 +671,18 @@ def read_export(document: Any) -> dict[str, Any]:
     if not isinstance(settings, dict):
         errors["settings"] = [gettext("Must be an object.")]
     if errors:
-        raise registry.ValidationError(errors)
+        raise validation.ValidationError(errors)
     if version == 0:
         # Version 0 nested groups too; a dotted or version member was never part of it.
-        problems: registry.Errors = {
-            registry.printable(name): [gettext("Unknown setting.")]
+        problems: validation.Errors = {
+            validation.printable(name): [gettext("Unknown setting.")]
             for name in settings
-            if "." in name or name == registry.VERSION_FIELD
+            if "." in name or name == storage.VERSION_FIELD
         }
         # Only groups nest; upgrade would flatten any other object into nothing at all.
         problems.update(
             {
-                registry.printable(name): [
+                validation.printable(name): [
                     gettext("Must be a single value, not an object or a list.")
                 ]
                 for name, value in settings.items()
@@ -690,10 +690,10 @@ def read_export(document: Any) -> dict[str, Any]:
             }
         )
         if problems:
-            raise registry.ValidationError(problems)
+            raise validation.ValidationError(problems)
         # Version 0 carried no version field of its own: upgrade reads it as the oldest.
-        return registry.validate(registry.upgrade(settings))
-    return registry.validate_document(settings)
+        return validation.validate(storage.upgrade(settings))
+    return validation.validate_document(settings)
 
 
 def import_document(
@@ -711,7 +711,7 @@ def import_document(
 
     :param expected_version: the version a preview was made against; the import is refused
         if anything changed since, as the preview would no longer say what it does.
-    :raise registry.ValidationError: the document is not one this app can read; nothing
+    :raise validation.ValidationError: the document is not one this app can read; nothing
         was changed.
     :raise VersionMismatch: the settings changed since ``expected_version``.
     :raise UserNotFound: no such user.

@@ -12,7 +12,7 @@ from typing import Any
 from babel.dates import get_timezone_location
 from flask_babel import get_locale
 
-from app.preferences import registry
+from app.preferences import registry, zones
 from app.preferences.service import Change
 from app.text import gettext, lazy_gettext
 
@@ -54,9 +54,9 @@ def display_value(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return gettext("On") if value else gettext("Off")
     text = str(value)
-    if pref is not None and pref.options is registry.time_zones and pref.is_allowed(text):
+    if pref is not None and pref.options is zones.time_zones and pref.is_allowed(text):
         # The place as the settings page names it (its offset changes, so it is left out).
-        return get_timezone_location(registry.canonical_zone(text), str(get_locale()), True)
+        return get_timezone_location(zones.canonical_zone(text), str(get_locale()), True)
     if pref is not None and pref.is_allowed(text):
         return pref.label_for(text).replace("_", " ")
     # A value no longer allowed (a removed language) is shown as stored.

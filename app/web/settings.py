@@ -17,7 +17,7 @@ from app.api.routes import IMPORT_MAX_BYTES, parse_json
 from app.errors import error_response
 from app.htmx import is_htmx_request, render_page_or_fragment, trigger
 from app.models import MAX_ID
-from app.preferences import registry, service
+from app.preferences import registry, service, validation
 from app.preferences.forms import SettingsForm, SettingsFormBase
 from app.preferences.registry import Preference
 from app.ratelimits import settings_writes
@@ -91,7 +91,7 @@ def save() -> ResponseReturnValue:
                 source="page",
                 seen=form.seen(),
             )
-        except registry.ValidationError as exc:
+        except validation.ValidationError as exc:
             form.add_errors(exc.errors)
         except service.ConflictingChange as exc:
             return _conflict(exc)
@@ -136,7 +136,7 @@ def save_field(field_name: str) -> ResponseReturnValue:
         saved = service.update_settings(
             current_user.id, {pref.key: field.data}, known=current_user.snapshot, source="page"
         )
-    except registry.ValidationError as exc:
+    except validation.ValidationError as exc:
         return _rejected(pref, [text for messages in exc.errors.values() for text in messages])
     return _saved(pref, saved)
 
@@ -205,7 +205,7 @@ def import_confirm() -> ResponseReturnValue:
                 if previewed.isascii() and previewed.isdigit()
                 else None,
             )
-        except registry.ValidationError as exc:
+        except validation.ValidationError as exc:
             state = _refused(exc.errors)
         except service.VersionMismatch:
             # The preview no longer says what importing does: show what it would do now.
@@ -271,7 +271,7 @@ def _parse_document(data: bytes, state: ImportState) -> Any:
         return None
 
 
-def _refused(errors: registry.Errors) -> ImportState:
+def _refused(errors: validation.Errors) -> ImportState:
     """The state of a document the import refused: not an export, or holding bad values."""
     details = _messages(errors)
     # Members of the document itself (format, version, anything unknown) say what it is.
@@ -296,14 +296,14 @@ def _preview(upload: bytes | ImportState | None) -> ImportState:
         return state
     try:
         result = service.import_document(current_user.id, document, dry_run=True)
-    except registry.ValidationError as exc:
+    except validation.ValidationError as exc:
         return _refused(exc.errors)
     state.changes = changes.rows(result.changes)
     state.version = result.settings.version
     return state
 
 
-def _messages(errors: registry.Errors) -> list[str]:
+def _messages(errors: validation.Errors) -> list[str]:
     """Validation errors as sentences, each naming its dotted key."""
     return [
         f"{key}: {message}" if key else message
