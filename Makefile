@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint typecheck markers pytest services translations fmt docs clean messages \
+.PHONY: install run test lint typecheck imports markers pytest services translations fmt docs clean messages \
 	bench bench-scale bench-faults
 
 $(BIN)/.installed: pyproject.toml
@@ -37,6 +37,10 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
+## The layers of docs/architecture.md: no import points up, no blueprint imports another.
+imports: $(BIN)/.installed
+	$(BIN)/lint-imports
+
 ## app/ holds no work-in-progress markers or suppressed warnings.
 markers:
 	@if grep -rnE 'TODO|FIXME|XXX|HACK|noqa|type: *ignore' app/; then \
@@ -45,7 +49,7 @@ markers:
 pytest: install services
 	$(BIN)/pytest --cov=app --cov-report=term --cov-fail-under=90
 
-test: install lint typecheck markers pytest
+test: install lint typecheck imports markers pytest
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

@@ -6,9 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -17,9 +16,6 @@ from app.config import INSTANCE_DIR, build_config
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: Endpoints anyone may reach; everything else needs a signed-in user.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.register", "health.healthz", "static"})
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -63,9 +59,10 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
-    from app import bodies, database, i18n
-    from app.models import load_user
-    from app.preferences import cache as settings_cache
+    from app import database, i18n
+    from app.http import bodies
+    from app.preferences.cache import entries as settings_cache
+    from app.preferences.session import load_user
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -104,9 +101,11 @@ def register_blueprints(app: Flask) -> None:
     from app.web.dashboard import bp as dashboard_bp
     from app.web.health import bp as health_bp
     from app.web.settings import bp as settings_bp
+    from app.web.transfer import bp as transfer_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(transfer_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
@@ -120,17 +119,9 @@ def register_blueprints(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     """Require sign-in everywhere but the public endpoints, and add security headers."""
-    from app import i18n, security
+    from app import access, i18n, security
 
-    @app.before_request
-    def require_login() -> ResponseReturnValue | None:
-        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
-            return None
-        if not current_user.is_authenticated:
-            response: ResponseReturnValue = login_manager.unauthorized()
-            return response
-        return None
-
+    app.before_request(access.require_login)
     security.init_app(app)
     app.context_processor(i18n.template_context)
     app.add_template_filter(i18n.local_time, "local_time")

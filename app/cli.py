@@ -15,8 +15,7 @@ from app.auth import passwords
 from app.auth import service as auth
 from app.extensions import db
 from app.models import User
-from app.preferences import schema
-from app.preferences import service as preferences
+from app.preferences import account, history, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFERENCES_DOC = ROOT / "docs" / "preferences.md"
@@ -61,7 +60,7 @@ def _find(email: str) -> User:
 @click.argument("email")
 def deactivate_user(email: str) -> None:
     """Stop EMAIL from signing in; open sessions end on their next request."""
-    preferences.update_account(_find(email).id, active=False, sign_out=True)
+    account.update_account(_find(email).id, active=False, sign_out=True)
     click.echo(f"Deactivated {email}.")
 
 
@@ -69,7 +68,7 @@ def deactivate_user(email: str) -> None:
 @click.argument("email")
 def activate_user(email: str) -> None:
     """Let a deactivated EMAIL sign in again."""
-    preferences.update_account(_find(email).id, active=True)
+    account.update_account(_find(email).id, active=True)
     click.echo(f"Activated {email}.")
 
 
@@ -77,7 +76,7 @@ def activate_user(email: str) -> None:
 @click.argument("email")
 def promote_user(email: str) -> None:
     """Let EMAIL open the read-only admin pages, from their next request."""
-    preferences.update_account(_find(email).id, is_admin=True)
+    account.update_account(_find(email).id, is_admin=True)
     click.echo(f"{email} is now an admin.")
 
 
@@ -85,7 +84,7 @@ def promote_user(email: str) -> None:
 @click.argument("email")
 def demote_user(email: str) -> None:
     """Take the admin pages away from EMAIL, from their next request."""
-    preferences.update_account(_find(email).id, is_admin=False)
+    account.update_account(_find(email).id, is_admin=False)
     click.echo(f"{email} is no longer an admin.")
 
 
@@ -131,7 +130,7 @@ def preferences_docs(check: bool, output: Path) -> None:
 def prune_history(days: int | None) -> None:
     """Delete change history older than the retention period and say how many entries went."""
     keep = days if days is not None else int(current_app.config["HISTORY_RETENTION_DAYS"])
-    deleted = preferences.prune_history(keep)
+    deleted = history.prune(keep)
     click.echo(f"Deleted {deleted} history entries older than {keep} days.")
 
 

@@ -12,6 +12,11 @@ from redis.retry import Retry
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
+#: The body limit of every request but the imports: a settings body is tiny.
+MAX_BODY_BYTES = 16 * 1024
+#: Writes of one user's settings allowed unless ``RATELIMIT_WRITES`` says otherwise.
+DEFAULT_WRITE_LIMIT = "30 per 10 seconds; 1000 per hour"
+
 
 def _env_bool(name: str, default: bool) -> bool:
     """Read a yes/no environment variable."""
@@ -175,7 +180,7 @@ class Config:
     SIGNIN_MAX_DELAY: float = _env_float("SIGNIN_MAX_DELAY", 60.0)
     # Writes of one user's settings (API, pages, imports): a burst and an hourly budget,
     # far above what a person on the dashboard or the settings page does.
-    RATELIMIT_WRITES: str = os.environ.get("RATELIMIT_WRITES", "30 per 10 seconds; 1000 per hour")
+    RATELIMIT_WRITES: str = os.environ.get("RATELIMIT_WRITES", DEFAULT_WRITE_LIMIT)
 
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
@@ -192,7 +197,7 @@ class Config:
     BABEL_DEFAULT_TIMEZONE: str = "UTC"
 
     # Applied to every environment: a settings body is tiny, so 16 KiB is generous.
-    MAX_CONTENT_LENGTH: int = 16 * 1024
+    MAX_CONTENT_LENGTH: int = MAX_BODY_BYTES
     # How many reverse proxies stand in front of the app: their X-Forwarded-For, -Proto and
     # -Host are trusted that many hops deep (Werkzeug's ProxyFix). 0 trusts none, so a
     # client cannot forge its address; set it to match gunicorn's forwarded_allow_ips.

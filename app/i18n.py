@@ -67,5 +67,7 @@ def template_context() -> dict[str, Any]:
         "page_locale": locale,
         "page_dir": text_direction(locale),
         "page_theme": theme,
+        # theme.js applies only these; the registry says which there are.
+        "page_themes": " ".join(registry.BY_KEY["theme"].allowed()),
         "viewer": user,
     }

@@ -1,10 +1,9 @@
-"""Database models and the Flask-Login user loader."""
+"""The tables, as typed SQLAlchemy models; nothing else."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -22,19 +21,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Base
-
-if TYPE_CHECKING:
-    from app.preferences.service import Settings, Snapshot
+from app.times import utcnow
 
 PreferencesJSON = JSON().with_variant(JSONB(), "postgresql")
 
 #: The largest id an ``INTEGER`` column holds; a larger one from a URL matches no row.
 MAX_ID = 2**31 - 1
-
-
-def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 class User(Base):
@@ -124,57 +116,3 @@ class AdminView(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    """The signed-in user as Flask-Login sees it: the cached snapshot, no ORM object.
-
-    So a request with a warm cache needs no SQL, and views read settings from here.
-    """
-
-    snapshot: Snapshot
-    is_authenticated: bool = field(default=True, init=False)
-    is_anonymous: bool = field(default=False, init=False)
-
-    @property
-    def id(self) -> int:
-        """The user's id."""
-        return self.snapshot.user_id
-
-    @property
-    def email(self) -> str:
-        """The user's email address."""
-        return self.snapshot.email
-
-    @property
-    def is_active(self) -> bool:
-        """Whether the account may sign in."""
-        return self.snapshot.active
-
-    @property
-    def is_admin(self) -> bool:
-        """Whether the user may open the admin pages; from the snapshot, so no SQL."""
-        return self.snapshot.is_admin
-
-    @property
-    def settings(self) -> Settings:
-        """The user's effective settings as of this request."""
-        return self.snapshot.settings
-
-    def get_id(self) -> str:
-        """Session identity: id and auth version, so a bump signs every session out."""
-        return f"{self.snapshot.user_id}:{self.snapshot.auth_version}"
-
-
-def load_user(session_id: str) -> SessionUser | None:
-    """Resolve the id stored in the session or remember cookie to a user, or refuse it."""
-    from app.preferences import service
-
-    user_id, _, auth_version = session_id.partition(":")
-    if not (user_id.isdigit() and auth_version.isdigit()):
-        return None
-    snapshot = service.get_snapshot(int(user_id))
-    if snapshot is None or not snapshot.active or snapshot.auth_version != int(auth_version):
-        return None
-    return SessionUser(snapshot)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -30,8 +31,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def init_app(app: Flask) -> None:
-    """Register the header hook on ``app``."""
-    static_headers = [
+    """Register the origin check and the header hook on ``app``."""
+    headers = [
         ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
@@ -40,48 +41,47 @@ def init_app(app: Flask) -> None:
         ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
     ]
     if app.config["HSTS_SECONDS"]:
-        static_headers.append(
-            (
-                "Strict-Transport-Security",
-                f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains",
-            )
-        )
+        hsts = f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains"
+        headers.append(("Strict-Transport-Security", hsts))
+    app.before_request(check_origin)
+    # Built once per app: every response carries them, and no view sets its own.
+    app.after_request(functools.partial(add_security_headers, tuple(headers)))
 
-    @app.before_request
-    def check_origin() -> ResponseReturnValue | None:
-        """403 for a state-changing request that a browser says another site sent.
 
-        Defence in depth beside the CSRF token: browsers send ``Origin`` (or at least
-        ``Referer``) with every POST, PUT, PATCH and DELETE; clients that send neither are
-        left to the token.
-        """
-        if request.method in SAFE_METHODS:
-            return None
-        sent = request.headers.get("Origin") or _origin_of(request.headers.get("Referer"))
-        if sent is None or (sent == "null" and request.headers.get("Origin") is None):
-            return None
-        if sent != f"{request.scheme}://{request.host}":
-            return error_response(403, gettext("This request did not come from this site."))
+def check_origin() -> ResponseReturnValue | None:
+    """403 for a state-changing request that a browser says another site sent.
+
+    Defence in depth beside the CSRF token: browsers send ``Origin`` (or at least
+    ``Referer``) with every POST, PUT, PATCH and DELETE; clients that send neither are left
+    to the token. The host decides; the scheme is left out, since a TLS load balancer in
+    front of the proxy may leave the app seeing http while the browser says https.
+    """
+    if request.method in SAFE_METHODS:
         return None
+    sent = request.headers.get("Origin") or _origin_of(request.headers.get("Referer"))
+    if sent is None or (sent == "null" and request.headers.get("Origin") is None):
+        return None
+    if urlsplit(sent).netloc != request.host:
+        return error_response(403, gettext("This request did not come from this site."))
+    return None
 
-    @app.after_request
-    def add_security_headers(response: Response) -> Response:
-        headers = response.headers
-        # Built once per app: every response carries them, and no view sets its own.
-        headers.extend(static_headers)
-        if request.endpoint != "static" or response.status_code >= 400:
-            # Pages carry a user's data and a CSRF token, and so do error pages, wherever
-            # they are: no shared cache may keep them. Views that support revalidation (the
-            # settings API) set their own value.
-            if "Cache-Control" not in headers:
-                headers["Cache-Control"] = "no-store"
-            response.vary.add("Cookie")
-        location = headers.get("Location")
-        if location and location.startswith(request.host_url):
-            # Werkzeug's own redirects (``//users`` to ``/users``) are built from the Host
-            # the client sent; relative, they cannot point anywhere else.
-            headers["Location"] = "/" + location[len(request.host_url) :]
-        return response
+
+def add_security_headers(headers: tuple[tuple[str, str], ...], response: Response) -> Response:
+    """The security headers, private caching for what names a user, relative redirects."""
+    response.headers.extend(headers)
+    if request.endpoint != "static" or response.status_code >= 400:
+        # Pages carry a user's data and a CSRF token, and so do error pages, wherever they
+        # are: no shared cache may keep them. Views that support revalidation (the
+        # settings API) set their own value.
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+    location = response.headers.get("Location")
+    if location and location.startswith(request.host_url):
+        # Werkzeug's own redirects (``//users`` to ``/users``) are built from the Host the
+        # client sent; relative, they cannot point anywhere else.
+        response.headers["Location"] = "/" + location[len(request.host_url) :]
+    return response
 
 
 def _origin_of(url: str | None) -> str | None:

@@ -20,40 +20,43 @@ from sqlalchemy import event
 from app import create_app
 from app.auth import service as auth_service
 from app.extensions import db, limiter
-from app.preferences import cache
+from app.preferences.cache import entries as cache
 
 #: The PostgreSQL server to test against; each pytest run gets its own database on it.
 TEST_SERVER_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-#: This run's database, created in ``pytest_configure`` and dropped at the end, so runs
-#: in parallel (two developers, a developer and CI) never share tables.
-TEST_DATABASE_URL = TEST_SERVER_URL
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
+#: This run's database on ``TEST_SERVER_URL``, created when a test first needs PostgreSQL and
+#: dropped at the end, so runs in parallel (two developers, a developer and CI) never share
+#: tables, and tests that need no service run where there is none.
+_run_database_url: str | None = None
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Fail early, and say what to do, when a service the suite needs is not there."""
-    global TEST_DATABASE_URL
-    problems = []
-    try:
-        redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        problems.append(f"Redis at {TEST_REDIS_URL}: {exc}")
-    try:
-        TEST_DATABASE_URL = _create_run_database()
-    except sa.exc.OperationalError as exc:
-        problems.append(f"PostgreSQL at {TEST_SERVER_URL}: {exc.orig}")
-    if problems:
-        pytest.exit(
-            "The tests need a real PostgreSQL and Redis (run `make services`, or set "
-            "TEST_DATABASE_URL / TEST_REDIS_URL):\n  " + "\n  ".join(problems),
-            returncode=3,
-        )
+
+def _services_missing(problem: str) -> None:
+    """Stop the run, and say what to do, when a service a test needs is not there."""
+    pytest.exit(
+        "The tests need a real PostgreSQL and Redis (run `make services`, or set "
+        f"TEST_DATABASE_URL / TEST_REDIS_URL):\n  {problem}",
+        returncode=3,
+    )
+
+
+def run_database_url() -> str:
+    """The URL of this run's PostgreSQL database, created on first use."""
+    global _run_database_url
+    if _run_database_url is None:
+        try:
+            _run_database_url = _create_run_database()
+        except sa.exc.OperationalError as exc:
+            _services_missing(f"PostgreSQL at {TEST_SERVER_URL}: {exc.orig}")
+    assert _run_database_url is not None
+    return _run_database_url
 
 
 def _server_engine() -> sa.Engine:
@@ -70,25 +73,31 @@ def _create_run_database() -> str:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop this run's database."""
-    if TEST_DATABASE_URL == TEST_SERVER_URL:
+    """Drop this run's database, if a test made one."""
+    if _run_database_url is None:
         return
-    name = sa.make_url(TEST_DATABASE_URL).database
+    name = sa.make_url(_run_database_url).database
     engine = _server_engine()
     with engine.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     engine.dispose()
 
 
-def database_urls(tmp_path: Any) -> dict[str, str]:
-    """Where each database backend lives for one test."""
-    return {"sqlite": f"sqlite:///{tmp_path / 'test.db'}", "postgresql": TEST_DATABASE_URL}
+def database_url(backend: str, tmp_path: Any) -> str:
+    """Where one test's database lives on ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return run_database_url()
 
 
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis]:
     """A plain client of the test Redis, for inspecting and clearing keys."""
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _services_missing(f"Redis at {TEST_REDIS_URL}: {exc}")
     yield client
     client.close()
 
@@ -192,7 +201,7 @@ def app(
     backend: str, tmp_path: Any, key_prefix: str, config_overrides: dict[str, Any]
 ) -> Iterator[Flask]:
     """A fresh app with empty tables on the chosen backend."""
-    url = database_urls(tmp_path)[backend]
+    url = database_url(backend, tmp_path)
     with fresh_tables(build_app(make_config(url, key_prefix, **config_overrides))) as app:
         yield app
 

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from app import create_app
 from app.extensions import db
 from app.models import AdminView, User
-from app.preferences import service, validation
+from app.preferences import history, validation
+from app.preferences import snapshot as snapshots
 from tests.conftest import PASSWORD, AuthActions, csrf_token
 
 LIMITED = {"RATELIMIT_LOGIN": "5 per minute", "SIGNIN_FREE_FAILURES": 100}
@@ -241,7 +242,7 @@ def test_error_reports_are_capped(app: Flask, signed_in: FlaskClient, user: int)
     assert reset.status_code == 422
     assert len(reset.get_data()) < 8 * 1024
     with app.app_context():
-        assert service.load_snapshot(user).choices == {}  # type: ignore[union-attr]
+        assert snapshots.load_snapshot(user).choices == {}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("config_overrides", [{"RATELIMIT_WRITES": "5 per 10 seconds"}])
@@ -265,7 +266,7 @@ def test_writes_are_limited_per_user(app: Flask, signed_in: FlaskClient, user: i
     )
     assert field.status_code == 429
     with app.app_context():
-        assert len(service.history(user, limit=100)) == 5
+        assert len(history.history(user, limit=100)) == 5
 
 
 # --- requests that name the user are never cached by others ----------------------------------
@@ -338,7 +339,7 @@ def test_writes_from_another_origin_are_refused_even_with_the_token(
     )
     assert response.status_code == status
     with app.app_context():
-        theme = service.get_settings(user).values["theme"]
+        theme = snapshots.get_settings(user).values["theme"]
     assert theme == ("dark" if status == 200 else "system")
 
 
@@ -373,4 +374,4 @@ def test_chunked_form_bodies_under_the_limit_are_read(
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     with app.app_context():
-        assert service.get_settings(user).values["theme"] == "dark"
+        assert snapshots.get_settings(user).values["theme"] == "dark"

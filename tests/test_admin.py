@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AdminView, User
 from app.preferences import service
+from app.preferences import snapshot as snapshots
 from tests.conftest import AuthActions, csrf_token
 
 
@@ -184,11 +185,11 @@ def test_cli_creates_promotes_and_demotes_admins(
 
 def test_admin_flag_is_cached_without_sql(app: Flask, as_admin: FlaskClient, admin: int) -> None:
     with app.app_context():
-        snapshot = service.get_snapshot(admin)
+        snapshot = snapshots.get_snapshot(admin)
         assert snapshot is not None and snapshot.is_admin
         # Entries cached before the flag existed read as non-admin.
         legacy = snapshot.to_json().replace(',"admin":true', "")
-        assert service.Snapshot.from_json(legacy).is_admin is False
+        assert snapshots.Snapshot.from_json(legacy).is_admin is False
     assert as_admin.get("/admin/users").status_code == 200
 
 

@@ -13,10 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.api.problems import MEDIA_TYPE
+from app import config, create_app
+from app.api import contract, openapi
 from app.extensions import db
+from app.http.problems import MEDIA_TYPE
 from app.models import User
-from app.preferences import registry, validation
+from app.preferences import history, registry, transfer, validation
 from tests.conftest import count_sql, csrf_token
 
 URL = "/api/user/settings"
@@ -818,7 +820,9 @@ def test_openapi_document_describes_every_api_route(app: Flask, signed_in: Flask
         if pref.group:
             where = where[pref.group]["properties"]
         assert where[pref.name]["default"] == pref.default
-    jsonschema_rs.Draft202012Validator(settings).validate(signed_in.get(URL).get_json())
+    # Shared pieces such as TimeZone are references into the document, so validate from its root.
+    by_reference = {"$ref": "#/components/schemas/Settings", "components": components}
+    jsonschema_rs.Draft202012Validator(by_reference).validate(signed_in.get(URL).get_json())
 
 
 def test_openapi_document_loads_in_schemathesis(signed_in: FlaskClient) -> None:
@@ -837,3 +841,24 @@ def test_openapi_document_loads_in_schemathesis(signed_in: FlaskClient) -> None:
         "export_settings",
         "import_settings",
     }
+
+
+def test_openapi_document_follows_the_constants_the_code_enforces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config, "MAX_BODY_BYTES", 32 * 1024)
+    monkeypatch.setattr(transfer, "IMPORT_MAX_BYTES", 128 * 1024)
+    monkeypatch.setattr(contract, "HISTORY_MAX_LIMIT", 250)
+    monkeypatch.setattr(history, "HISTORY_PAGE", 25)
+    monkeypatch.setattr(contract, "SETTINGS_CACHE_CONTROL", "private, max-age=0")
+    ctx = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with ctx.test_request_context():
+        document = openapi.document()
+
+    responses = document["components"]["responses"]
+    assert "32 KiB" in responses["413"]["description"]
+    assert "128 KiB" in responses["ImportTooLarge"]["description"]
+    limit = document["paths"]["/user/settings/history"]["get"]["parameters"][1]["schema"]
+    assert (limit["maximum"], limit["default"]) == (250, 25)
+    cache_control = document["components"]["headers"]["CacheControl"]["schema"]
+    assert cache_control["const"] == "private, max-age=0"

@@ -23,7 +23,10 @@ from sqlalchemy import text, update
 
 from app.extensions import db, limiter
 from app.models import PendingInvalidation, User
-from app.preferences import cache, service
+from app.preferences import account, service
+from app.preferences import snapshot as snapshots
+from app.preferences.cache import breaker, housekeeping, keys
+from app.preferences.cache import entries as cache
 from tests.conftest import PASSWORD, AuthActions, build_app, count_sql, csrf_token, make_config
 from tests.support import Proxy, RedisServer
 
@@ -98,7 +101,7 @@ def theme_via_api(client: FlaskClient) -> str:
 
 def raw_entry(client: redis.Redis, prefix: str, user_id: int) -> tuple[int, dict[str, Any]] | None:
     """The entry Redis holds for ``user_id``: version and decoded snapshot."""
-    value = client.get(prefix + cache.settings_key(user_id))
+    value = client.get(prefix + keys.settings_key(user_id))
     if value is None:
         return None
     version, _, payload = value.decode().partition("|")
@@ -120,6 +123,14 @@ def change_row_behind_the_cache(app: Flask, user_id: int, theme: str) -> None:
         db.session.commit()
 
 
+def reconcile(app: Flask) -> int:
+    """One reconcile now, as housekeeping runs it; how many pending rows it applied."""
+    settings_cache = cache.current()
+    return housekeeping.reconcile(
+        settings_cache.backend, settings_cache.trust, app.config["CACHE_TRUST_TTL"]
+    )
+
+
 def pending_rows(app: Flask) -> int:
     """How many pending invalidations the database holds."""
     with app.app_context():
@@ -139,21 +150,21 @@ def test_cold_read_fills_the_entry_and_warm_read_uses_it(
 ) -> None:
     assert raw_entry(redis_client, key_prefix, user) is None
     with app.app_context():
-        assert service.get_settings(user).values["theme"] == "system"
+        assert snapshots.get_settings(user).values["theme"] == "system"
     version, snapshot = raw_entry(redis_client, key_prefix, user) or (0, {})
     assert snapshot["id"] == user
     assert snapshot["version"] == version
     assert snapshot["email"] == "user1@example.com"
     assert snapshot["active"] is True
-    assert redis_client.ttl(key_prefix + cache.settings_key(user)) > 290
+    assert redis_client.ttl(key_prefix + keys.settings_key(user)) > 290
 
     # The warm read does not look at the row: a change made behind the cache stays unseen...
     change_row_behind_the_cache(app, user, "dark")
     with app.app_context():
-        assert service.get_settings(user).values["theme"] == "system"
+        assert snapshots.get_settings(user).values["theme"] == "system"
         # ...until the entry is invalidated.
         cache.invalidate(user)
-        assert service.get_settings(user).values["theme"] == "dark"
+        assert snapshots.get_settings(user).values["theme"] == "dark"
 
 
 @pytest.mark.parametrize(
@@ -175,14 +186,14 @@ def test_writes_refresh_the_entry(
 ) -> None:
     write_theme(app, user, "light" if expected != "light" else "dark")
     with app.app_context():
-        service.get_settings(user)
+        snapshots.get_settings(user)
         before, _ = raw_entry(redis_client, key_prefix, user) or (0, {})
         write(user)
         after, snapshot = raw_entry(redis_client, key_prefix, user) or (0, {})
         assert after == before + 1
         assert snapshot["choices"].get("theme", "system") == expected
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == expected
+            assert snapshots.get_settings(user).values["theme"] == expected
         assert statements == []
 
 
@@ -190,11 +201,11 @@ def test_an_older_version_never_replaces_a_newer_entry(
     app: Flask, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     with app.app_context():
-        old = service.get_snapshot(user)
+        old = snapshots.get_snapshot(user)
         assert old is not None
         service.update_settings(user, {"theme": "dark"})
         # A reader that loaded the row before the write stores its copy late.
-        cache._put(user, old.version, old.to_json())
+        cache.current().backend.store(user, old.version, old.to_json())
         version, snapshot = raw_entry(redis_client, key_prefix, user) or (0, {})
         assert version == old.version + 1
         assert snapshot["choices"]["theme"] == "dark"
@@ -205,13 +216,13 @@ def test_entry_expires_after_its_ttl(
     app: Flask, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     with app.app_context():
-        service.get_settings(user)
-    assert 0 < redis_client.ttl(key_prefix + cache.settings_key(user)) <= 1
+        snapshots.get_settings(user)
+    assert 0 < redis_client.ttl(key_prefix + keys.settings_key(user)) <= 1
     change_row_behind_the_cache(app, user, "dark")
     time.sleep(1.2)
     assert raw_entry(redis_client, key_prefix, user) is None
     with app.app_context():
-        assert service.get_settings(user).values["theme"] == "dark"
+        assert snapshots.get_settings(user).values["theme"] == "dark"
     assert raw_entry(redis_client, key_prefix, user) is not None
 
 
@@ -219,11 +230,11 @@ def test_unreadable_entry_is_replaced_not_served(
     app: Flask, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     with app.app_context():
-        service.get_settings(user)
+        snapshots.get_settings(user)
         # What another release might have written under the same key.
-        redis_client.set(key_prefix + cache.settings_key(user), '99|{"format": 2}')
-        assert service.get_settings(user).values["theme"] == "system"
-        assert service.get_settings(user).values["theme"] == "system"
+        redis_client.set(key_prefix + keys.settings_key(user), '99|{"format": 2}')
+        assert snapshots.get_settings(user).values["theme"] == "system"
+        assert snapshots.get_settings(user).values["theme"] == "system"
     assert (raw_entry(redis_client, key_prefix, user) or (0, {}))[0] == 1
 
 
@@ -232,13 +243,13 @@ def test_in_process_cache_without_redis(app: Flask, user: int) -> None:
     with app.app_context():
         assert app.config["CACHE_TYPE"] == "SimpleCache"
         assert cache.health()["backend"] == "in-process"
-        assert service.get_settings(user).values["theme"] == "system"
+        assert snapshots.get_settings(user).values["theme"] == "system"
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == "system"
+            assert snapshots.get_settings(user).values["theme"] == "system"
         assert statements == []
         service.update_settings(user, {"theme": "dark"})
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == "dark"
+            assert snapshots.get_settings(user).values["theme"] == "dark"
         assert statements == []
 
 
@@ -259,7 +270,7 @@ def test_cold_read_loads_the_user_with_one_query(
     app: Flask, signed_in: FlaskClient, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     signed_in.get("/api/user/settings")
-    redis_client.delete(key_prefix + cache.settings_key(user))
+    redis_client.delete(key_prefix + keys.settings_key(user))
     with count_sql(app) as statements:
         assert signed_in.get("/api/user/settings").status_code == 200
     assert len(statements) == 1, statements
@@ -270,7 +281,7 @@ def test_deactivation_signs_out_on_the_next_request(
 ) -> None:
     assert signed_in.get("/api/user/settings").status_code == 200
     with app.app_context():
-        service.update_account(user, active=False)
+        account.update_account(user, active=False)
     assert signed_in.get("/api/user/settings").status_code == 401
     response = signed_in.get("/settings")
     assert response.status_code in {302, 303}
@@ -346,7 +357,7 @@ def test_concurrent_writers_leave_the_newest_entry(
     assert not errors
     version, snapshot = raw_entry(redis_client, key_prefix, user) or (0, {})
     with app.app_context():
-        row = service.load_snapshot(user)
+        row = snapshots.load_snapshot(user)
     assert row is not None
     assert version == row.version
     assert snapshot["choices"] == values == row.choices
@@ -476,7 +487,7 @@ def test_hanging_redis_costs_one_timeout_per_retry_period(
 
 
 def test_breaker_lets_one_probe_through_at_a_time() -> None:
-    state = cache.CacheState(retry_after=0.05)
+    state = breaker.Breaker(retry_after=0.05)
     assert state.acquire()
     state.trip(ConnectionError("down"))
     assert not state.acquire()
@@ -490,7 +501,7 @@ def test_breaker_lets_one_probe_through_at_a_time() -> None:
 
 
 def test_an_answer_from_before_a_failure_does_not_close_the_breaker() -> None:
-    state = cache.CacheState(retry_after=5)
+    state = breaker.Breaker(retry_after=5)
     began = time.monotonic()
     state.trip(ConnectionError("down"))
     # An operation that started before the failure and succeeded late says nothing of now.
@@ -580,7 +591,8 @@ def test_writer_killed_between_commit_and_cache_refresh_leaves_no_old_value(
     script = textwrap.dedent(
         f"""
         import os
-        from app.preferences import cache, service
+        from app.preferences import service
+        from app.preferences.cache import entries as cache
         from tests.conftest import build_app, make_config
 
         def die(self, payload):
@@ -597,7 +609,7 @@ def test_writer_killed_between_commit_and_cache_refresh_leaves_no_old_value(
     )
     assert result.returncode == 17
     with app.app_context():
-        assert service.load_snapshot(user).choices["theme"] == "dark"  # type: ignore[union-attr]
+        assert snapshots.load_snapshot(user).choices["theme"] == "dark"  # type: ignore[union-attr]
     for client in readers:
         assert api_settings(client)["theme"] == "dark"
 
@@ -632,7 +644,7 @@ def test_warm_reads_issue_no_sql_in_any_request_for_fifteen_seconds(
 def test_housekeeping_renews_the_marker_outside_requests(
     app: Flask, signed_in: FlaskClient, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    marker = key_prefix + cache.TRUSTED_KEY
+    marker = key_prefix + keys.TRUSTED_KEY
     ttl_ms = app.config["CACHE_TRUST_TTL"] * 1000
     assert signed_in.get("/api/user/settings").status_code == 200
     # No request for several lifetimes of the marker: it stays alive all the same.
@@ -646,12 +658,12 @@ def test_an_entry_without_the_marker_is_not_trusted(
 ) -> None:
     with app.app_context():
         cache.shutdown(app)
-        assert service.get_settings(user).values["theme"] == "system"
+        assert snapshots.get_settings(user).values["theme"] == "system"
         change_row_behind_the_cache(app, user, "dark")
-        redis_client.delete(key_prefix + cache.TRUSTED_KEY)
+        redis_client.delete(key_prefix + keys.TRUSTED_KEY)
         # The row changed behind the cache and nothing vouches for the entry: ask the table.
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == "dark"
+            assert snapshots.get_settings(user).values["theme"] == "dark"
         assert len(statements) == 1
 
 
@@ -659,21 +671,21 @@ def test_tombstones_keep_late_readers_from_putting_old_entries_back(
     app: Flask, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     with app.app_context():
-        old = service.get_snapshot(user)
+        old = snapshots.get_snapshot(user)
         assert old is not None
         db.session.add(PendingInvalidation(user_id=user, version=old.version + 1))
         db.session.execute(update(User).where(User.id == user).values(version=old.version + 1))
         db.session.commit()
-        cache.reconcile(cache._redis())
-        tombstone = redis_client.get(key_prefix + cache.settings_key(user))
+        reconcile(app)
+        tombstone = redis_client.get(key_prefix + keys.settings_key(user))
         assert tombstone is not None and tombstone.startswith(f"{old.version + 1}|~".encode())
         # Kept without a lifetime, so no volatile-* eviction policy drops it.
-        assert redis_client.ttl(key_prefix + cache.settings_key(user)) == -1
+        assert redis_client.ttl(key_prefix + keys.settings_key(user)) == -1
         # A reader that loaded the row before the write stores its copy late: refused.
-        cache._put(user, old.version, old.to_json())
-        assert redis_client.get(key_prefix + cache.settings_key(user)) == tombstone
+        cache.current().backend.store(user, old.version, old.to_json())
+        assert redis_client.get(key_prefix + keys.settings_key(user)) == tombstone
         # The reader that loads the new version may replace the tombstone.
-        assert service.get_settings(user).version == old.version + 1
+        assert snapshots.get_settings(user).version == old.version + 1
         assert (raw_entry(redis_client, key_prefix, user) or (0, {}))[0] == old.version + 1
 
 
@@ -683,20 +695,20 @@ def test_pending_rows_are_applied_exactly(
     users = [make_user() for _ in range(3)]
     with app.app_context():
         for user_id in users:
-            service.get_settings(user_id)
+            snapshots.get_settings(user_id)
         # A row from before the version column, and two that carry the written version.
         db.session.add(PendingInvalidation(user_id=users[0]))
         db.session.add_all(PendingInvalidation(user_id=u, version=5) for u in users[1:])
         db.session.commit()
-        assert cache.reconcile(cache._redis()) == 3
+        assert reconcile(app) == 3
         assert pending_rows(app) == 0
         assert raw_entry(redis_client, key_prefix, users[0]) is None
         for user_id in users[1:]:
-            entry = redis_client.get(key_prefix + cache.settings_key(user_id))
+            entry = redis_client.get(key_prefix + keys.settings_key(user_id))
             assert entry is not None and entry.startswith(b"5|~")
-        assert redis_client.pttl(key_prefix + cache.TRUSTED_KEY) > 0
+        assert redis_client.pttl(key_prefix + keys.TRUSTED_KEY) > 0
         # A tombstone reads as a miss: the settings come from the table.
-        assert service.get_settings(users[1]).values["theme"] == "system"
+        assert snapshots.get_settings(users[1]).values["theme"] == "system"
 
 
 # --- Sentinel and Cluster, reached by configuration ------------------------------------------
@@ -723,14 +735,14 @@ def test_backend_is_derived_from_the_environment_variables() -> None:
 def exercise_backend(app: Flask, user: int, backend: str) -> None:
     """Reads fill the entry, a warm read needs no SQL, a write refreshes, health is ok."""
     with app.app_context():
-        assert cache._redis() is not None
-        assert service.get_settings(user).values["theme"] == "system"
+        assert cache.current().backend.shared
+        assert snapshots.get_settings(user).values["theme"] == "system"
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == "system"
+            assert snapshots.get_settings(user).values["theme"] == "system"
         assert statements == []
         service.update_settings(user, {"theme": "dark"})
         with count_sql(app) as statements:
-            assert service.get_settings(user).values["theme"] == "dark"
+            assert snapshots.get_settings(user).values["theme"] == "dark"
         assert statements == []
         health = cache.health()
     assert (health["backend"], health["status"]) == (backend, "ok")
@@ -756,7 +768,7 @@ def test_sentinel_backend(
         assert other.config["CACHE_TYPE"] == "RedisSentinelCache"
         exercise_backend(other, user, "redis-sentinel")
         with contextlib.closing(master.client()) as client:
-            assert client.get(other.config["CACHE_KEY_PREFIX"] + cache.settings_key(user))
+            assert client.get(other.config["CACHE_KEY_PREFIX"] + keys.settings_key(user))
     finally:
         sentinel.kill()
         master.kill()

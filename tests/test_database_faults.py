@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask, got_request_exception
 from flask.testing import FlaskClient
 
-from app.preferences import cache
+from app.preferences.cache import entries as cache
 from tests import conftest
 from tests.conftest import AuthActions, build_app, csrf_token, fresh_tables, make_config
 from tests.support import Proxy
@@ -25,7 +25,7 @@ from tests.support import Proxy
 @pytest.fixture
 def pg_proxy() -> Iterator[Proxy]:
     """A path to the test PostgreSQL that the test can black-hole."""
-    url = sa.make_url(conftest.TEST_DATABASE_URL)
+    url = sa.make_url(conftest.run_database_url())
     proxy = Proxy(url.port or 5432, url.host or "127.0.0.1")
     yield proxy
     proxy.close()
@@ -34,7 +34,7 @@ def pg_proxy() -> Iterator[Proxy]:
 @pytest.fixture
 def proxied_app(pg_proxy: Proxy, key_prefix: str) -> Iterator[Flask]:
     """An app whose database connections all go through ``pg_proxy``."""
-    url = sa.make_url(conftest.TEST_DATABASE_URL).set(host="127.0.0.1", port=pg_proxy.port)
+    url = sa.make_url(conftest.run_database_url()).set(host="127.0.0.1", port=pg_proxy.port)
     # The production bounds (app/config.py), which the test measures against.
     app = build_app(
         make_config(

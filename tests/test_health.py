@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import db, limiter
-from app.preferences import cache
+from app.preferences.cache import entries as cache
 from tests.conftest import build_app, make_config
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import PreferenceChange, User, utcnow
-from app.preferences import service
+from app.preferences import service, writes
+from app.preferences import snapshot as snapshots
 from tests.conftest import csrf_token
 from tests.test_settings_page import full_form, htmx_post
 
@@ -98,15 +99,15 @@ def test_stale_snapshot_falls_back_to_the_lock_with_the_right_old_value(
     app: Flask, user: int
 ) -> None:
     with app.app_context():
-        stale = service.load_snapshot(user)
+        stale = snapshots.load_snapshot(user)
         assert stale is not None
         service.update_settings(user, {"theme": "light"}, source="cli")
         # The compare-and-set with the stale snapshot misses; the locked path sees "light".
-        service.update_settings(user, {"theme": "dark"}, known=stale, source="api")
-        current = service.load_snapshot(user)
+        service.update_settings(stale, {"theme": "dark"}, source="api")
+        current = snapshots.load_snapshot(user)
         assert current is not None
         # And a current snapshot takes the compare-and-set path.
-        service.update_settings(user, {"theme": "system"}, known=current, source="api")
+        service.update_settings(current, {"theme": "system"}, source="api")
     assert changes(app, user) == [
         ("theme", None, "light", "cli"),
         ("theme", "light", "dark", "api"),
@@ -123,11 +124,11 @@ def test_history_is_written_in_the_same_transaction(
         def fail(user_id: int, version: int) -> None:
             raise RuntimeError("crash before commit")
 
-        monkeypatch.setattr(service.cache, "begin_write", fail)
+        monkeypatch.setattr(writes.cache, "begin_write", fail)
         with pytest.raises(RuntimeError):
             service.update_settings(user, {"theme": "dark"})
         monkeypatch.undo()
-        assert service.load_snapshot(user).choices == {}  # type: ignore[union-attr]
+        assert snapshots.load_snapshot(user).choices == {}  # type: ignore[union-attr]
     assert changes(app, user) == []
 
 

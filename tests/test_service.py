@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import User
-from app.preferences import registry, service, storage
+from app.preferences import registry, service, storage, writes
+from app.preferences import snapshot as snapshots
 from app.preferences.registry import PREFERENCES
 from app.preferences.validation import ValidationError
 
@@ -37,7 +38,7 @@ def stored(user_id: int) -> tuple[dict[str, Any], int]:
 
 
 def test_new_user_reads_defaults(ctx: Flask, user: int) -> None:
-    settings = service.get_settings(user)
+    settings = snapshots.get_settings(user)
     assert settings.values == registry.defaults()
     assert settings.updated_at is None
     assert settings.as_json()["updated_at"] is None
@@ -57,7 +58,7 @@ def test_partial_updates_merge_and_store_only_choices(ctx: Flask, user: int) -> 
 
 
 def test_every_write_changes_the_version_and_etag(ctx: Flask, user: int) -> None:
-    first = service.get_settings(user)
+    first = snapshots.get_settings(user)
     second = service.update_settings(user, {"theme": "light"})
     third = service.update_settings(user, {"theme": "dark"})
     assert first.version < second.version < third.version
@@ -113,7 +114,7 @@ def test_version_zero_document_reads_and_upgrades_on_write(ctx: Flask, user: int
     old = {"theme": "dark", "notifications": True}
     db.session.execute(update(User).where(User.id == user).values(preferences=old, version=5))
     db.session.commit()
-    snapshot = service.load_snapshot(user)
+    snapshot = snapshots.load_snapshot(user)
     assert snapshot is not None
     values = snapshot.settings.values
     assert values["theme"] == "dark"
@@ -131,18 +132,18 @@ def test_version_zero_document_reads_and_upgrades_on_write(ctx: Flask, user: int
 
 def test_stale_expected_version_is_refused(ctx: Flask, user: int) -> None:
     current = service.update_settings(user, {"theme": "dark"})
-    with pytest.raises(service.VersionMismatch) as caught:
+    with pytest.raises(writes.VersionMismatch) as caught:
         service.update_settings(user, {"theme": "light"}, expected_version=current.version - 1)
     assert caught.value.current.version == current.version
-    assert service.get_settings(user).values["theme"] == "dark"
+    assert snapshots.get_settings(user).values["theme"] == "dark"
     ok = service.update_settings(user, {"theme": "light"}, expected_version=current.version)
     assert ok.values["theme"] == "light"
 
 
 def test_unknown_user(ctx: Flask) -> None:
-    with pytest.raises(service.UserNotFound):
-        service.get_settings(424242)
-    with pytest.raises(service.UserNotFound):
+    with pytest.raises(snapshots.UserNotFound):
+        snapshots.get_settings(424242)
+    with pytest.raises(snapshots.UserNotFound):
         service.update_settings(424242, {"theme": "dark"})
 
 
@@ -235,7 +236,7 @@ def test_concurrent_writers_lose_no_update(ctx: Flask, app: Flask, user: int) ->
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
-    final = service.load_snapshot(user)
+    final = snapshots.load_snapshot(user)
     assert final is not None
     lost = {
         key: (final.choices.get(key), value)

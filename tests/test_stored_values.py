@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app.extensions import db
-from app.preferences import cache, registry, storage
+from app.preferences import registry, storage
+from app.preferences.cache import entries as cache
 from tests.conftest import csrf_token
 
 MARKUP = "<script>alert(1)</script>"

@@ -10,10 +10,11 @@ from flask_login import current_user
 
 from app.admin import service as admin
 from app.errors import error_response
+from app.http import args
 from app.models import MAX_ID
-from app.preferences import registry, service
+from app.preferences import display, history, registry, transfer
+from app.preferences.snapshot import load_snapshot
 from app.text import gettext
-from app.web import changes
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -31,12 +32,6 @@ def require_admin() -> None:
         abort(403)
 
 
-def _page_arg() -> int:
-    """``?page=``, 1 when absent or not a positive whole number."""
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 else 1
-
-
 @bp.get("/users")
 def users() -> ResponseReturnValue:
     """Users whose email contains ``q``, a page at a time."""
@@ -44,7 +39,7 @@ def users() -> ResponseReturnValue:
     if not query.isprintable():
         # A NUL byte never reaches the database, which would refuse it as an error.
         return error_response(400, gettext("Search for printable characters only."))
-    found = admin.search_users(query, _page_arg())
+    found = admin.search_users(query, args.lenient_page())
     return render_template("admin/users.html", query=query, found=found)
 
 
@@ -61,22 +56,20 @@ def _same_origin_navigation() -> bool:
 @bp.get("/users/<int:user_id>")
 def user(user_id: int) -> ResponseReturnValue:
     """One user's effective settings and history, read-only; the view is audited."""
-    snapshot = service.load_snapshot(user_id) if user_id <= MAX_ID else None
+    snapshot = load_snapshot(user_id) if user_id <= MAX_ID else None
     if snapshot is None:
         abort(404)
     if not _same_origin_navigation():
         return render_template("admin/confirm_view.html", user_id=user_id)
     admin.record_view(current_user.id, current_user.email, user_id)
-    before = request.args.get("before", "")
-    digits = before.isascii() and before.isdigit() and len(before) < 19
-    before_id = min(int(before), MAX_ID) if digits else None
-    recent = service.history(user_id, before_id=before_id, limit=HISTORY_LENGTH + 1)
+    before_id = args.lenient_id("before")
+    recent = history.history(user_id, before_id=before_id, limit=HISTORY_LENGTH + 1)
     settings: list[dict[str, Any]] = [
         {
             "label": str(pref.label),
             "key": pref.key,
-            "value": changes.display_value(pref.key, snapshot.settings.values[pref.key]),
-            "chosen": pref.key in service.exportable(snapshot.choices),
+            "value": display.display_value(pref.key, snapshot.settings.values[pref.key]),
+            "chosen": pref.key in transfer.exportable(snapshot.choices),
         }
         for pref in registry.PREFERENCES
     ]
@@ -84,7 +77,7 @@ def user(user_id: int) -> ResponseReturnValue:
         "admin/user.html",
         person=snapshot,
         settings=settings,
-        history=changes.rows(recent[:HISTORY_LENGTH]),
+        history=display.rows(recent[:HISTORY_LENGTH]),
         older=recent[HISTORY_LENGTH - 1].id if len(recent) > HISTORY_LENGTH else None,
         views=admin.views(viewed_user_id=user_id),
     )
@@ -93,4 +86,4 @@ def user(user_id: int) -> ResponseReturnValue:
 @bp.get("/audit")
 def audit() -> ResponseReturnValue:
     """Every admin view of a user's page, newest first."""
-    return render_template("admin/audit.html", views=admin.views(page=_page_arg()))
+    return render_template("admin/audit.html", views=admin.views(page=args.lenient_page()))

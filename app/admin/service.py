@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import AdminView, User, utcnow
+from app.models import AdminView, User
+from app.times import aware, utcnow
 
 T = TypeVar("T")
 
@@ -49,11 +50,6 @@ class Page(Generic[T]):
     total: int
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _pages(total: int) -> int:
     """How many pages ``total`` rows fill (at least one, for an empty list)."""
     return max(1, -(-total // PAGE_SIZE))
@@ -73,7 +69,7 @@ def search_users(query: str = "", page: int = 1) -> Page[UserRow]:
     ).all()
     db.session.rollback()
     items = [
-        UserRow(row.id, row.email, row.active, row.is_admin, _aware(row.created_at)) for row in rows
+        UserRow(row.id, row.email, row.active, row.is_admin, aware(row.created_at)) for row in rows
     ]
     return Page(items, page, _pages(total), total)
 
@@ -111,5 +107,5 @@ def views(*, viewed_user_id: int | None = None, page: int = 1) -> Page[ViewRow]:
     page = min(max(page, 1), _pages(total))
     rows = db.session.execute(statement.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     db.session.rollback()
-    items = [ViewRow(row[0], row[1], row[2], _aware(row[3])) for row in rows]
+    items = [ViewRow(row[0], row[1], row[2], aware(row[3])) for row in rows]
     return Page(items, page, _pages(total), total)

@@ -25,8 +25,10 @@ from flask_login import current_user, login_user, logout_user
 
 from app.auth import service, throttle
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
-from app.models import SessionUser, User
-from app.preferences import service as preferences
+from app.models import User
+from app.preferences import account
+from app.preferences.session import SessionUser
+from app.preferences.snapshot import get_snapshot
 from app.text import gettext
 
 bp = Blueprint("auth", __name__)
@@ -67,7 +69,7 @@ def _sign_in(user_id: int, remember: bool) -> None:
     """Start a fresh session for the user, as of their current auth version."""
     # A fresh session on sign-in, so nothing set before it (fixation) carries over.
     session.clear()
-    snapshot = preferences.get_snapshot(user_id)
+    snapshot = get_snapshot(user_id)
     if snapshot is not None:
         login_user(SessionUser(snapshot), remember=remember)
 
@@ -241,7 +243,7 @@ def logout() -> ResponseReturnValue:
     """End the session here and everywhere, then show the sign-in page."""
     # Worded before signing out, while the user's language still applies.
     message = gettext("You have been signed out.")
-    preferences.update_account(current_user.id, sign_out=True)
+    account.update_account(current_user.id, sign_out=True)
     # Cleared first: Flask-Login records in the session that the remember cookie must go.
     session.clear()
     logout_user()

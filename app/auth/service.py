@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import User
-from app.preferences import service
+from app.preferences import account
 
 # Argon2id with the library's defaults (RFC 9106 low-memory profile): memory-hard.
 _hasher = PasswordHasher()
@@ -61,10 +61,10 @@ def authenticate(email: str, password: str) -> User | None:
     if user is None or not user.active:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
-        service.update_account(user.id, password_hash=hash_password(password))
+        account.update_account(user.id, password_hash=hash_password(password))
     return user
 
 
 def change_password(user_id: int, password: str) -> None:
     """Set a new password and end every existing session of the user."""
-    service.update_account(user_id, password_hash=hash_password(password))
+    account.update_account(user_id, password_hash=hash_password(password))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask_babel import force_locale
@@ -12,12 +13,17 @@ from app.preferences.zones import time_zones
 SCHEMA_ID = "/api/user/settings/schema"
 
 
-def _value_schema(pref: Preference, *, nullable: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any]
+def allowed_schema(pref: Preference) -> dict[str, Any]:
+    """The type and allowed values of one preference, without its words."""
     if pref.type == "boolean":
-        schema = {"type": "boolean"}
-    else:
-        schema = {"type": "string", "enum": list(pref.allowed())}
+        return {"type": "boolean"}
+    return {"type": "string", "enum": list(pref.allowed())}
+
+
+def _value_schema(
+    pref: Preference, *, nullable: bool = False, ref: str | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"$ref": ref} if ref else allowed_schema(pref)
     schema.update(
         title=str(pref.label),
         description=str(pref.help),
@@ -28,12 +34,17 @@ def _value_schema(pref: Preference, *, nullable: bool = False) -> dict[str, Any]
     return schema
 
 
-def settings_schema(*, partial: bool = False, nullable: bool = False) -> dict[str, Any]:
+def settings_schema(
+    *, partial: bool = False, nullable: bool = False, refs: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """A 2020-12 JSON Schema of the settings object, groups nested as the API speaks them.
 
     :param partial: no key is required (the body of ``PUT`` and ``PATCH``).
     :param nullable: a ``null`` may stand for any key or group (JSON Merge Patch).
+    :param refs: a ``$ref`` to use for a key's allowed values instead of listing them (the
+        OpenAPI document lists the zones once).
     """
+    refs = refs or {}
     properties: dict[str, Any] = {}
     groups: dict[str, dict[str, Any]] = {}
     for pref in PREFERENCES:
@@ -42,12 +53,14 @@ def settings_schema(*, partial: bool = False, nullable: bool = False) -> dict[st
                 pref.group,
                 {"type": "object", "properties": {}, "additionalProperties": False},
             )
-            group["properties"][pref.name] = _value_schema(pref, nullable=nullable)
+            group["properties"][pref.name] = _value_schema(
+                pref, nullable=nullable, ref=refs.get(pref.key)
+            )
             if not partial:
                 group.setdefault("required", []).append(pref.name)
             properties[pref.group] = group
         else:
-            properties[pref.key] = _value_schema(pref, nullable=nullable)
+            properties[pref.key] = _value_schema(pref, nullable=nullable, ref=refs.get(pref.key))
     if nullable:
         for name, group in groups.items():
             properties[name] = {"anyOf": [group, {"type": "null"}]}

@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 
-from app.preferences import registry
-from app.preferences.forms import SettingsForm, zone_choices
-from app.preferences.service import Settings
+from app.preferences import registry, zones
+from app.preferences.session import signed_in
+from app.preferences.snapshot import Settings
+from app.web.forms import SettingsForm, zone_choices
 
 bp = Blueprint("dashboard", __name__)
 
@@ -30,20 +30,21 @@ def value_labels() -> dict[str, dict[str, str]]:
     hard-coded in JavaScript and a new choice in the registry needs no client change. Zones
     read as on the settings page: the place and its offset now.
     """
-    labels = {
-        pref.key: {value: pref.label_for(value) for value in pref.allowed()}
+    zone_labels = {choice.value: choice.label for choice in zone_choices()}
+    return {
+        pref.key: zone_labels
+        if pref.options is zones.time_zones
+        else {value: pref.label_for(value) for value in pref.allowed()}
         for pref in registry.PREFERENCES
-        if pref.type == "choice"
+        if pref.options is not None
     }
-    labels["timezone"] = {choice.value: choice.label for choice in zone_choices()}
-    return labels
 
 
 @bp.get("/dashboard")
 def index() -> ResponseReturnValue:
     """The dashboard shell, already showing the settings; ``dashboard.js`` keeps it live."""
     # The session's cached snapshot, so a warm cache means no SQL for this page.
-    settings: Settings = current_user.settings
+    settings: Settings = signed_in().settings
     document: dict[str, Any] = settings.as_json()
     poll_ms = poll_milliseconds()
     return render_template(
@@ -52,7 +53,7 @@ def index() -> ResponseReturnValue:
         settings=settings,
         document=document,
         labels=value_labels(),
-        themes=registry.BY_KEY["theme"].allowed(),
+        preferences=registry.PREFERENCES,
         poll_ms=poll_ms,
         poll_seconds=max(1, math.ceil(poll_ms / 1000)),
     )

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
-from app.preferences import cache
+from app.preferences.cache import entries as cache
 
 bp = Blueprint("health", __name__)
 

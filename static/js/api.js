@@ -10,6 +10,8 @@
 // (the problem document's human text, already in the user's language), `errors` (dotted key
 // to messages, for 422) and `etag` (the current ETag, for 412).
 
+import { csrfToken } from "./csrf.js";
+
 // static/ and api/ are siblings under the app's root, so this also works behind a prefix.
 export const SETTINGS_URL = new URL("../../api/user/settings", import.meta.url).pathname;
 
@@ -43,10 +45,6 @@ export function identify(name) {
   clientName = name;
 }
 
-function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.content : "";
-}
 
 async function readBody(response) {
   const type = (response.headers.get("Content-Type") || "").split(";")[0].trim();

@@ -2,11 +2,11 @@
 // templates/settings/_field.html); this module adds what markup alone cannot do.
 
 import { announce, announceFlashes } from "./announce.js";
+import { csrfToken } from "./csrf.js";
 import { applyTheme } from "./theme.js";
 import { enhanceAll } from "./zone-picker.js";
 
 const form = document.querySelector(".settings-form");
-const csrfMeta = document.querySelector('meta[name="csrf-token"]');
 const SAVED_VISIBLE_MS = 4000;
 // Where focus goes back to after a change that reloads the page (a new language).
 const FOCUS_AFTER_RELOAD = "settings:focus-after-reload";
@@ -148,7 +148,7 @@ if (form && window.htmx) {
   });
 
   document.body.addEventListener("htmx:configRequest", (event) => {
-    if (csrfMeta) event.detail.headers["X-CSRFToken"] = csrfMeta.content;
+    event.detail.headers["X-CSRFToken"] = csrfToken();
     const root = settingOf(event);
     if (!root) return;
     sentValue.set(root, currentValue(root));

@@ -4,8 +4,11 @@
 const root = document.documentElement;
 const colorScheme = document.querySelector('meta[name="color-scheme"]');
 
+// The themes the registry allows, as the server wrote them on <html data-themes>.
+const themes = (root.dataset.themes || "").split(" ").filter(Boolean);
+
 export function applyTheme(theme) {
-  if (!["light", "dark", "system"].includes(theme)) return;
+  if (!themes.includes(theme)) return;
   root.dataset.theme = theme;
   if (colorScheme) {
     colorScheme.content = theme === "system" ? "light dark" : theme;

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from app.auth import service as auth_service
-from tests.conftest import PASSWORD, TEST_DATABASE_URL, build_app, fresh_tables, make_config
+from tests.conftest import PASSWORD, build_app, fresh_tables, make_config, run_database_url
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
@@ -68,7 +68,7 @@ class LiveServer:
 @pytest.fixture
 def live_app(tmp_path: Path, key_prefix: str) -> Iterator[Flask]:
     """An app on PostgreSQL and Redis with empty tables, for serving to the browser."""
-    with fresh_tables(build_app(make_config(TEST_DATABASE_URL, key_prefix))) as app:
+    with fresh_tables(build_app(make_config(run_database_url(), key_prefix))) as app:
         yield app
 
 

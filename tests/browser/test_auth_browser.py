@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from app.auth import throttle
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
@@ -23,6 +23,16 @@ def assert_no_violations(page: Page) -> None:
     violations = run_axe(page)
     summary = [(v["id"], [node["target"] for node in v["nodes"]]) for v in violations]
     assert violations == [], summary
+
+
+def toggles(page: Page) -> Locator:
+    """Every show-password button password.js added to the page, hidden ones included."""
+    return page.get_by_role("button", name="Show password", exact=True, include_hidden=True)
+
+
+def toggle(field: str) -> str:
+    """The show-password button of the password input with id ``field``: right after it."""
+    return f"#{field} + button"
 
 
 def active_id(page: Page) -> str:
@@ -90,7 +100,7 @@ def test_error_pages_in_light_and_dark_are_accessible(
         page.fill("#confirm", "1234567")
         page.click("button[type=submit]")
         expect(page.locator("#error-summary li")).to_have_count(3)
-        page.locator("#password + .password-field__toggle").click()
+        page.locator(toggle("password")).click()
         assert_no_violations(page)
         screenshot(page, f"auth-register-errors-{scheme}")
 
@@ -121,7 +131,7 @@ def test_narrow_screen_keeps_every_field_and_button_inside(
     page.goto(f"{live_server.url}/register")
     page.fill("#password", "password")
     page.click("button[type=submit]")
-    assert_fits(page, ["#password", "#password + .password-field__toggle", "#confirm"])
+    assert_fits(page, ["#password", toggle("password"), "#confirm"])
     screenshot(page, "auth-register-320")
 
     sign_in(page, live_server.url, browser_user)
@@ -130,7 +140,7 @@ def test_narrow_screen_keeps_every_field_and_button_inside(
     assert_fits(
         page,
         [
-            "#current_password + .password-field__toggle",
+            toggle("current_password"),
             "#new_password",
             "form[action='/account/password'] button[type=submit]",
             "header a[href='/account/password']",
@@ -148,12 +158,12 @@ def test_every_password_field_has_a_show_password_toggle(
         ("/register", ["password", "confirm"]),
     ]:
         page.goto(f"{live_server.url}{path}")
-        expect(page.locator(".password-field__toggle")).to_have_count(len(fields))
+        expect(toggles(page)).to_have_count(len(fields))
         for field in fields:
             toggle_shows_and_hides(page, field)
     sign_in(page, live_server.url, browser_user)
     page.goto(f"{live_server.url}/account/password")
-    expect(page.locator(".password-field__toggle")).to_have_count(3)
+    expect(toggles(page)).to_have_count(3)
     for field in ("current_password", "new_password", "confirm"):
         toggle_shows_and_hides(page, field)
 
@@ -161,7 +171,7 @@ def test_every_password_field_has_a_show_password_toggle(
 def toggle_shows_and_hides(page: Page, field: str) -> None:
     """The field's button shows the password as text, then hides it again."""
     input_ = page.locator(f"#{field}")
-    button = page.locator(f"#{field} + button.password-field__toggle")
+    button = page.locator(toggle(field))
     expect(button).to_have_accessible_name("Show password")
     expect(button).to_have_attribute("type", "button")
     expect(button).to_have_attribute("aria-controls", field)
@@ -185,7 +195,7 @@ def test_shown_password_is_hidden_again_when_the_form_is_sent(
     page.goto(f"{live_server.url}/login")
     page.fill("#email", "person@example.com")
     page.fill("#password", "wrong password")
-    page.click("#password + .password-field__toggle")
+    page.click(toggle("password"))
     expect(page.locator("#password")).to_have_attribute("type", "text")
     # Listening after password.js did, and keeping the page, to see what would be sent.
     page.evaluate(
@@ -196,9 +206,7 @@ def test_shown_password_is_hidden_again_when_the_form_is_sent(
     )
     page.click("main button[type=submit]")
     assert page.evaluate("window.typeAtSubmit") == "password"
-    expect(page.locator("#password + .password-field__toggle")).to_have_attribute(
-        "aria-pressed", "false"
-    )
+    expect(page.locator(toggle("password"))).to_have_attribute("aria-pressed", "false")
 
 
 def test_pages_work_without_javascript(
@@ -206,7 +214,7 @@ def test_pages_work_without_javascript(
 ) -> None:
     page = new_context(java_script_enabled=False).new_page()
     page.goto(f"{live_server.url}/register")
-    expect(page.locator(".password-field__toggle")).to_have_count(0)
+    expect(toggles(page)).to_have_count(0)
     expect(page.locator("#password-rules")).to_be_visible()
     page.fill("#email", "nojs@example.com")
     page.fill("#password", "password")
@@ -241,7 +249,7 @@ def test_password_change_signs_out_other_devices_and_keeps_this_one(
     laptop.fill("#confirm", NEW_PASSWORD)
     laptop.click("form[action='/account/password'] button[type=submit]")
     laptop.wait_for_url(f"{live_server.url}/settings")
-    expect(laptop.locator(".flashes")).to_contain_text(
+    expect(laptop.locator("#flashes")).to_contain_text(
         "Your password was changed. Other devices have been signed out."
     )
     laptop.reload()
@@ -295,7 +303,7 @@ def test_throttled_sign_in_counts_down_and_keeps_the_email(
     expect(time).to_have_text("2 seconds", timeout=2500)
     expect(time).to_have_attribute("data-retry-after", "2")
     expect(time).to_have_text("1 second", timeout=2500)
-    notice = page.locator(".retry-notice")
+    notice = page.locator("#retry-notice")
     expect(notice).to_have_text("You can try again now.", timeout=2500)
     expect(page.locator("#live-region")).to_have_text("You can try again now.")
     assert_no_violations(page)
@@ -335,7 +343,7 @@ def test_sign_out_address_asks_first(
     page.goto(f"{live_server.url}/logout")
     page.locator("main").get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r"/login$"))
-    expect(page.locator(".flashes")).to_contain_text("You have been signed out.")
+    expect(page.locator("#flashes")).to_contain_text("You have been signed out.")
 
     # Signed out, the same address leads to the sign-in page.
     page.goto(f"{live_server.url}/logout")

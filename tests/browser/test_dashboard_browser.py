@@ -15,6 +15,7 @@ from playwright.sync_api import BrowserContext, Page, Request, Response, Route, 
 from app.extensions import db
 from app.models import User
 from app.preferences import service
+from app.preferences import snapshot as snapshots
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -133,7 +134,7 @@ def test_shows_the_settings_from_the_api(
     expect(summary.locator("[data-key=locale]")).to_have_text("Deutsch")
     # As the settings page names it: the place in the user's language, and its offset now.
     expect(summary.locator("[data-key=timezone]")).to_have_text("Tokio (UTC+09:00)")
-    expect(summary.locator("[data-key='notifications.push'] .toggle-badge")).to_have_attribute(
+    expect(summary.locator("[data-key='notifications.push'] [data-on]")).to_have_attribute(
         "data-on", "true"
     )
     assert checked_theme(page) == "dark"
@@ -185,7 +186,7 @@ def test_theme_change_applies_at_once_and_saves_with_csrf_and_if_match(
     expect(page.locator("#settings-summary [data-key=theme]")).to_have_text("Dark")
     with live_app.app_context():
         user_id = db.session.execute(db.select(User.id)).scalar_one()
-        assert service.get_settings(user_id).values["theme"] == "dark"
+        assert snapshots.get_settings(user_id).values["theme"] == "dark"
     # The next page load is already dark: no flash of the old theme.
     page.reload()
     assert html_theme(page) == "dark"
@@ -323,7 +324,7 @@ def test_settings_page_tab_follows_the_dashboard_and_back(
     # Another key saved on the settings page shows on the dashboard too.
     settings.locator("#setting-notifications__push").get_by_role("switch").check()
     expect(
-        dashboard.locator("#settings-summary [data-key='notifications.push'] .toggle-badge")
+        dashboard.locator("#settings-summary [data-key='notifications.push'] [data-on]")
     ).to_have_attribute("data-on", "true", timeout=2000)
 
     # A write through the shared client on the settings page reaches the dashboard.

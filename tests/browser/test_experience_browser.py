@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import User
 from app.preferences import registry, service, zones
+from app.preferences import snapshot as snapshots
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -26,7 +27,7 @@ def stored(app: Flask, email: str) -> dict[str, Any]:
         user_id = db.session.scalar(select(User.id).where(User.email == email))
         db.session.rollback()
         assert user_id is not None
-        return dict(service.load_snapshot(user_id).settings.values)  # type: ignore[union-attr]
+        return dict(snapshots.load_snapshot(user_id).settings.values)  # type: ignore[union-attr]
 
 
 def wait_until(page: Page, condition: Callable[[], bool], timeout_ms: int = 5000) -> None:
@@ -161,7 +162,7 @@ def test_time_zone_without_script_is_a_plain_select(
     expect(select.locator("option[value='Asia/Tokyo']")).to_have_text("Tokyo (UTC+09:00)")
     select.select_option("Asia/Tokyo")
     with page.expect_navigation():
-        page.locator(".settings-actions__save").click()
+        page.get_by_role("button", name="Save settings").click()
     assert stored(live_app, browser_user)["timezone"] == "Asia/Tokyo"
 
 
@@ -193,20 +194,21 @@ def test_signed_out_elsewhere_the_settings_page_says_so(
 
 
 def test_signed_out_elsewhere_the_dashboard_says_so(
-    signed_in_page: Page, live_server: LiveServer
+    signed_in_page: Page, live_server: LiveServer, browser_user: str
 ) -> None:
     page = signed_in_page
     page.goto(f"{live_server.url}/dashboard")
     expect(page.locator("#dashboard")).to_have_attribute("data-state", "ok")
     sign_out_in_another_tab(page.context, live_server.url)
-    page.locator("#theme-picker label.choice-card", has_text="Dark").click()
+    page.locator("#theme-picker").get_by_role("radio", name="Dark").click()
     banner = page.locator("#dashboard-signed-out")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("You have been signed out — sign in again.")
     expect(banner.get_by_role("link")).to_have_attribute("href", "/login?next=/dashboard")
     screenshot(page, "dashboard-signed-out")
     expect(page.locator("#dashboard-retry")).to_be_hidden()
-    expect(page.locator(".site-nav__user")).to_be_hidden()
+    # The header's account part: the email, "Change password" and "Sign out".
+    expect(page.get_by_role("navigation").get_by_text(browser_user, exact=True)).to_be_hidden()
     expect(page.locator("html")).not_to_have_attribute("data-theme", "dark")
 
 
@@ -221,7 +223,7 @@ def test_a_save_says_saved_beside_the_control(
     switch = page.get_by_role("switch", name="Push notifications")
     switch.scroll_into_view_if_needed()
     switch.click()
-    status = page.locator("#setting-notifications__push .setting__status--saved")
+    status = page.locator("#setting-notifications__push").get_by_text("Saved", exact=True)
     expect(status).to_be_visible()
     expect(status).to_contain_text("Saved")
     expect(status).to_be_in_viewport()
@@ -240,7 +242,7 @@ def test_enter_on_a_switch_does_not_submit_the_form(signed_in_page: Page) -> Non
     page.keyboard.press("Enter")
     page.wait_for_timeout(500)
     assert page.evaluate("window.samePage === true")
-    expect(page.locator(".flash--success")).to_have_count(0)
+    expect(page.locator("#flashes")).to_have_count(0)
     expect(switch).to_be_focused()
     page.keyboard.press("Space")
     expect(page.locator("#live-region")).to_have_text("Saved")
@@ -313,9 +315,9 @@ def test_import_problems_are_one_plain_sentence_inline(
         files=[{"name": name, "mimeType": "application/octet-stream", "buffer": content}],
     )
     page.get_by_role("button", name="Preview import").click()
-    problem = page.locator("#transfer [role=alert]")
+    problem = page.locator("#transfer").get_by_role("alert")
     expect(problem).to_be_visible()
-    expect(problem.locator(".error-summary__title")).to_have_text(
+    expect(problem.locator("#import-errors-title")).to_have_text(
         message
         + (
             ""
@@ -325,11 +327,11 @@ def test_import_problems_are_one_plain_sentence_inline(
     )
     expect(page.locator("h1")).to_have_text("Settings")
     if name == "package.json":
-        problem.locator("summary").click()
+        problem.get_by_text("What exactly is wrong").click()
         problem.scroll_into_view_if_needed()
         screenshot(page, f"import-problem-{'script' if script else 'no-script'}")
     for jargon in ("Unknown member", "Expecting property name", "UTF-8", "413"):
-        assert jargon not in problem.locator(".error-summary__title").inner_text()
+        assert jargon not in problem.locator("#import-errors-title").inner_text()
 
 
 # --- 9. small screens --------------------------------------------------------------------------
@@ -424,7 +426,7 @@ def test_control_borders_stand_out_three_to_one(
     for selector in ("#locale", "#notifications__digest", "#timezone-search"):
         border, background = page.locator(selector).evaluate(
             "(e) => [getComputedStyle(e).borderTopColor,"
-            " getComputedStyle(e.closest('.card')).backgroundColor]"
+            " getComputedStyle(e.closest('section')).backgroundColor]"
         )
         assert contrast(border, background) >= 3, (selector, theme, border, background)
 
@@ -433,16 +435,20 @@ def test_dashboard_shows_the_same_theme_control_and_names(
     signed_in_page: Page, live_server: LiveServer, live_app: Flask, browser_user: str
 ) -> None:
     page = signed_in_page
-    settings_cards = page.locator(".choice-card").all_inner_texts()
+    theme_cards = page.get_by_role("group", name="Theme", exact=True).locator("label")
+    expect(theme_cards).to_have_count(3)
+    settings_cards = theme_cards.all_inner_texts()
     page.goto(f"{live_server.url}/dashboard")
     expect(page.locator("#dashboard")).to_have_attribute("data-state", "ok")
     assert "Appearance" not in page.content()
     expect(page.locator("#theme-picker legend")).to_have_text("Theme")
-    assert page.locator("#theme-picker .choice-card").all_inner_texts() == settings_cards
+    cards = page.locator("#theme-picker").get_by_role("group", name="Theme", exact=True)
+    cards = cards.locator("label")
+    assert cards.all_inner_texts() == settings_cards
     with page.expect_response(
         lambda r: r.url.endswith("/api/user/settings") and r.request.method == "PATCH"
     ):
-        page.locator("#theme-picker label.choice-card", has_text="Dark").click()
+        page.locator("#theme-picker").get_by_role("radio", name="Dark").click()
     page.goto(f"{live_server.url}/settings/history")
     expect(page.locator("tbody tr").first).to_contain_text("Dashboard")
     expect(page.locator("h1, h2").filter(has_text="Recent changes")).to_have_count(1)

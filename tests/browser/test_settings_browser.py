@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
 
@@ -16,6 +16,22 @@ pytestmark = pytest.mark.browser
 #: Body backgrounds of the two palettes in static/css/app.css.
 LIGHT_BG = "rgb(245, 246, 248)"
 DARK_BG = "rgb(15, 18, 23)"
+
+
+#: The note the settings form shows once script saves every change as it is made.
+LIVE_NOTE = "Changes are saved as you make them."
+
+
+def save_button(page: Page) -> Locator:
+    """The form's "Save settings" button, shown only without script (hidden ones too)."""
+    return page.get_by_role("button", name="Save settings", exact=True, include_hidden=True)
+
+
+def zone_suggestion(page: Page) -> Locator:
+    """The button offering this device's time zone (hidden ones too)."""
+    return page.get_by_role(
+        "button", name=re.compile(r"^Use this device's zone:"), include_hidden=True
+    )
 
 
 def background(page: Page) -> str:
@@ -48,8 +64,9 @@ def assert_no_violations(page: Page) -> None:
 
 def test_each_preference_saves_with_htmx(signed_in_page: Page, live_server: LiveServer) -> None:
     page = signed_in_page
-    expect(page.locator(".settings-form--live")).to_be_visible()
-    expect(page.locator(".settings-actions__save")).to_be_hidden()
+    # The note shows, and the save button hides, once the form saves each change itself.
+    expect(page.get_by_text(LIVE_NOTE, exact=True)).to_be_visible()
+    expect(save_button(page)).to_be_hidden()
     expect(page.locator("#last-saved")).to_contain_text("Never changed")
     assert page.evaluate("document.documentElement.dataset.theme") == "system"
 
@@ -99,8 +116,9 @@ def test_each_preference_saves_without_script(
 ) -> None:
     page = new_context(java_script_enabled=False).new_page()
     sign_in(page, live_server.url, browser_user)
-    expect(page.locator(".settings-actions__save")).to_be_visible()
-    expect(page.locator("[data-zone-suggestion]")).to_be_hidden()
+    expect(save_button(page)).to_be_visible()
+    expect(zone_suggestion(page)).to_have_count(1)
+    expect(zone_suggestion(page)).to_be_hidden()
 
     page.get_by_label("Dark", exact=True).check()
     page.get_by_label("Language").select_option("de")
@@ -109,15 +127,16 @@ def test_each_preference_saves_without_script(
     page.get_by_role("switch", name="Push notifications").check()
     page.get_by_label("Summary email").select_option("off")
     with page.expect_navigation():
-        page.locator(".settings-actions__save").click()
+        save_button(page).click()
 
-    expect(page.locator(".flash--success")).to_be_visible()
+    expect(page.locator("#flashes")).to_be_visible()
+    expect(page.locator("#flashes")).to_have_text("Gespeichert")
     expect(page.locator("html")).to_have_attribute("lang", "de")
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     assert background(page) == DARK_BG
 
     page.goto(f"{live_server.url}/settings")
-    expect(page.locator(".flash--success")).to_have_count(0)
+    expect(page.locator("#flashes")).to_have_count(0)
     expect(page.locator("#theme-1")).to_be_checked()
     expect(page.locator("#locale")).to_have_value("de")
     expect(page.locator("#timezone")).to_have_value("America/Argentina/Buenos_Aires")
@@ -132,7 +151,7 @@ def test_device_zone_is_offered_and_saved_in_one_click(
 ) -> None:
     page = new_context(timezone_id="America/New_York").new_page()
     sign_in(page, live_server.url, browser_user)
-    button = page.locator("[data-zone-suggestion-button]")
+    button = zone_suggestion(page)
     expect(button).to_be_visible()
     expect(button).to_contain_text("New York (UTC-0")
     with saved(page, "timezone"):
@@ -143,7 +162,8 @@ def test_device_zone_is_offered_and_saved_in_one_click(
     expect(button).to_be_hidden()
     page.reload()
     expect(page.locator("#timezone")).to_have_value("America/New_York")
-    expect(page.locator("[data-zone-suggestion-button]")).to_be_hidden()
+    expect(zone_suggestion(page)).to_have_count(1)
+    expect(zone_suggestion(page)).to_be_hidden()
 
 
 def test_slow_save_shows_spinner(signed_in_page: Page) -> None:
@@ -151,14 +171,12 @@ def test_slow_save_shows_spinner(signed_in_page: Page) -> None:
     held: list[Route] = []
     page.route("**/settings/notifications__push", lambda route: held.append(route))
     page.get_by_role("switch", name="Push notifications").click()
-    spinner = page.locator("#setting-notifications__push .setting__spinner")
+    spinner = page.locator("#notifications__push-spinner")
     # Polled by Playwright, not evaluated in the page, whose CSP forbids eval.
     expect(spinner).to_have_css("opacity", "1")
     with saved(page, "notifications__push"):
         held[0].continue_()
-    expect(page.locator("#setting-notifications__push .setting__spinner")).to_have_css(
-        "opacity", "0"
-    )
+    expect(page.locator("#notifications__push-spinner")).to_have_css("opacity", "0")
     expect(page.get_by_role("switch", name="Push notifications")).to_be_checked()
 
 
@@ -193,18 +211,18 @@ def test_page_is_accessible_and_looks_finished(signed_in_page: Page, theme: str)
     page = signed_in_page
     if page.evaluate("document.documentElement.dataset.theme") != theme:
         with saved(page, "theme"):
-            page.locator(f".choice-card__input[value={theme}]").check()
+            page.get_by_role("radio", name=theme.capitalize(), exact=True).check()
         expect(page.locator("html")).to_have_attribute("data-theme", theme)
     page.reload()
     assert background(page) == (DARK_BG if theme == "dark" else LIGHT_BG)
     assert_no_violations(page)
 
     # Keyboard: Tab from the dashboard link reaches the chosen theme, whose card shows a ring.
-    page.locator(".settings-header__link").focus()
+    page.get_by_role("link", name="Open the dashboard").focus()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.name") == "theme"
     outline = page.evaluate(
-        "getComputedStyle(document.activeElement.closest('.choice-card')).outlineStyle"
+        "getComputedStyle(document.activeElement.closest('label')).outlineStyle"
     )
     assert outline == "solid"
     page.evaluate("document.activeElement.blur()")

@@ -5,9 +5,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from app.preferences import validation
+from app.http.args import BadArgument
+from app.http.json_body import BadBody
+from app.preferences import validation, writes
+from app.preferences.snapshot import UserNotFound
+from app.text import gettext
 
 PROBLEM_TYPE_BASE = "/api/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -87,3 +91,45 @@ def validation_problem(
         f"{key}: {messages[0]}" if key else messages[0] for key, messages in errors.items()
     )
     return ProblemError(422, detail, slug="validation", errors=errors, headers=headers)
+
+
+def register_handlers(bp: Blueprint) -> None:
+    """Answer every refusal a view of ``bp`` lets through with its problem document.
+
+    So the views read as what they do: the service's and the plumbing's exceptions become
+    problems here, in one place.
+    """
+
+    @bp.errorhandler(ProblemError)
+    def raised(error: ProblemError) -> Response:
+        return error.response()
+
+    @bp.errorhandler(validation.ValidationError)
+    def invalid(error: validation.ValidationError) -> Response:
+        return validation_problem(error.errors).response()
+
+    @bp.errorhandler(writes.VersionMismatch)
+    def precondition_failed(error: writes.VersionMismatch) -> Response:
+        # The current ETag says what to fetch.
+        return problem(
+            412,
+            gettext("The settings changed since you read them. Fetch them again and retry."),
+            slug="precondition-failed",
+            headers={"ETag": error.current.etag},
+        )
+
+    @bp.errorhandler(UserNotFound)
+    def account_gone(error: UserNotFound) -> Response:
+        # The session's user was deleted during the request.
+        return problem(401, gettext("Sign in to use the API: no valid session was sent."))
+
+    @bp.errorhandler(BadBody)
+    def bad_body(error: BadBody) -> Response:
+        patch = error.status == 415 and request.method == "PATCH"
+        headers = {"Accept-Patch": ", ".join(sorted(error.accepted))} if patch else None
+        slug = "malformed-json" if error.status == 400 else None
+        return problem(error.status, error.detail, slug=slug, headers=headers)
+
+    @bp.errorhandler(BadArgument)
+    def bad_argument(error: BadArgument) -> Response:
+        return problem(400, error.detail, slug=error.slug)

@@ -18,7 +18,6 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, Field, HiddenField, RadioField, SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import ValidationError
 from wtforms.widgets import Select
 
 from app.preferences import registry, validation, zones
@@ -28,20 +27,6 @@ from app.text import gettext, lazy_gettext
 #: What a checkbox may send for "on" and for "off"; anything else is a forged value.
 TRUE_VALUES = frozenset({"y", "on", "true", "1"})
 FALSE_VALUES = frozenset({"", "n", "off", "false", "0"})
-
-
-class RegistryCheck:
-    """Validator running the preference's own check, so the page and the API agree."""
-
-    def __init__(self, pref: Preference) -> None:
-        """Check values against ``pref``."""
-        self.pref = pref
-
-    def __call__(self, form: Any, field: Field) -> None:
-        """Raise the registry's message when ``field.data`` is not allowed."""
-        problem = self.pref.check(field.data)
-        if problem:
-            raise ValidationError(problem)
 
 
 class SwitchField(BooleanField):
@@ -191,7 +176,6 @@ def _field(pref: Preference) -> Field:
     common: dict[str, Any] = {
         "label": pref.label,
         "description": pref.help,
-        "validators": [RegistryCheck(pref)],
     }
     if pref.type == "boolean":
         return SwitchField(**common)

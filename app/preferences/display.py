@@ -1,6 +1,7 @@
 """Preference changes as people read them: labels, display values, where they came from.
 
-Shared by the settings page (history, import preview) and the admin pages.
+Shared by the settings page (history, import preview) and the admin pages, so each shows
+a change the same way.
 """
 
 from __future__ import annotations
@@ -13,23 +14,8 @@ from babel.dates import get_timezone_location
 from flask_babel import get_locale
 
 from app.preferences import registry, zones
-from app.preferences.service import Change
-from app.text import gettext, lazy_gettext
-
-#: How many changes the settings page lists.
-RECENT = 10
-
-#: The name of each ``source`` of a change, in the reader's language.
-SOURCE_LABELS: dict[str, Any] = {
-    "page": lazy_gettext("Settings page"),
-    "dashboard": lazy_gettext("Dashboard"),
-    "api": lazy_gettext("API"),
-    "reset": lazy_gettext("Reset"),
-    "import": lazy_gettext("Import"),
-    "admin": lazy_gettext("Administrator"),
-    "cli": lazy_gettext("Command line"),
-    "other": lazy_gettext("Other"),
-}
+from app.preferences.history import SOURCES, Change
+from app.text import gettext
 
 
 @dataclass(frozen=True)
@@ -73,7 +59,7 @@ def rows(changes: list[Change]) -> list[ChangeRow]:
             else change.key,
             old=display_value(change.key, change.old),
             new=display_value(change.key, change.new),
-            source=str(SOURCE_LABELS.get(change.source, change.source)),
+            source=str(SOURCES.get(change.source, change.source)),
             at=change.at,
         )
         for change in changes

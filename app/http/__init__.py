@@ -1,0 +1,1 @@
+"""Plumbing every adapter shares: request bodies, JSON, query arguments, conditions, htmx."""

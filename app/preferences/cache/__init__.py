@@ -1,0 +1,1 @@
+"""The settings cache: entries per user, a breaker, Redis or local backends, an outbox."""
