@@ -172,9 +172,16 @@ class Server:
 
 @contextmanager
 def gunicorn(
-    name: str, target: str, env: dict[str, str], workers: int = 2, timeout: int = 30
+    name: str,
+    target: str,
+    env: dict[str, str],
+    workers: int = 2,
+    timeout: int = 30,
+    *,
+    worker_class: str = "sync",
+    threads: int = 1,
 ) -> Iterator[Server]:
-    """Serve ``target`` (``wsgi:app``) with sync workers on a free port.
+    """Serve ``target`` (``wsgi:app``) on a free port; sync workers unless told otherwise.
 
     The servers' logs go to ``bench/results/<name>.log`` rather than the report.
     """
@@ -187,7 +194,9 @@ def gunicorn(
             "--workers",
             str(workers),
             "--worker-class",
-            "sync",
+            worker_class,
+            "--threads",
+            str(threads),
             "--bind",
             f"127.0.0.1:{port}",
             "--timeout",
