@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
 .PHONY: install run test lint typecheck imports markers pytest services translations fmt docs clean messages \
-	bench bench-scale bench-faults
+	bench bench-scale bench-faults bench-profile
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 ## Throughput and latency of each scenario against the floor (docs/performance.md).
 bench: install services $(BIN)/.bench-installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Where each scenario's time goes: round trips per request and a cProfile of each.
+bench-profile: install services $(BIN)/.bench-installed
+	$(BIN)/python -m bench.profile $(BENCH_ARGS)
 
 ## The same with a million users, compared with ten thousand in the same run.
 bench-scale: install services $(BIN)/.bench-installed

@@ -1,6 +1,7 @@
 """SQL statements per request of each benchmark scenario, counted with SQLAlchemy events.
 
 Runs the real app in-process against the benchmark database and Redis; prints JSON.
+``scenario_calls`` is shared with ``bench.profile``, which profiles the same requests.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 
+from flask import Flask
 from sqlalchemy import event
 
 from app import create_app
@@ -25,14 +28,23 @@ def main(database_url: str, redis_url: str) -> None:
     print(json.dumps(results))
 
 
-def count(database_url: str, redis_url: str, *, cold: bool) -> dict[str, float]:
-    """Statements per request of each scenario; ``cold`` disables the cache."""
+def scenario_calls(
+    database_url: str, redis_url: str, *, cold: bool
+) -> tuple[Flask, dict[str, Callable[[], object]]]:
+    """The app in-process, signed in as a bench user, and one request per scenario.
+
+    In the order given, the reads come before the writes, so the conditional GET's ETag
+    (taken here) still matches and it answers 304.
+
+    :param cold: disable the cache, so every read asks the database.
+    """
     config = {
         "APP_ENV": "development",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "sql-count"),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url,
         "RATELIMIT_LOGIN": "100000 per minute",
+        "RATELIMIT_WRITES": "1000000 per minute",
     }
     if cold:
         config["CACHE_TYPE"] = "NullCache"
@@ -45,18 +57,12 @@ def count(database_url: str, redis_url: str, *, cold: bool) -> dict[str, float]:
     )
     match = CSRF_META.search(client.get("/settings").get_data(as_text=True))
     csrf = match.group(1) if match else ""
-    count = 0
-
-    def counter(*_: object) -> None:
-        nonlocal count
-        count += 1
-
-    flip = iter(range(10**6))
-    scenarios = {
+    etag = client.get("/api/user/settings").headers["ETag"]
+    flip = iter(range(10**9))
+    calls: dict[str, Callable[[], object]] = {
         "warm_get": lambda: client.get("/api/user/settings"),
         "conditional_get": lambda: client.get(
-            "/api/user/settings",
-            headers={"If-None-Match": client.get("/api/user/settings").headers["ETag"]},
+            "/api/user/settings", headers={"If-None-Match": etag}
         ),
         "patch": lambda: client.patch(
             "/api/user/settings",
@@ -70,6 +76,18 @@ def count(database_url: str, redis_url: str, *, cold: bool) -> dict[str, float]:
             headers={"X-CSRFToken": csrf, "HX-Request": "true"},
         ),
     }
+    return app, calls
+
+
+def count(database_url: str, redis_url: str, *, cold: bool) -> dict[str, float]:
+    """Statements per request of each scenario; ``cold`` disables the cache."""
+    app, scenarios = scenario_calls(database_url, redis_url, cold=cold)
+    count = 0
+
+    def counter(*_: object) -> None:
+        nonlocal count
+        count += 1
+
     results: dict[str, float] = {}
     with app.app_context():
         engine = db.engine

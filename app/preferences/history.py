@@ -7,10 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, insert, select
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    Insert,
+    Integer,
+    String,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+)
+from sqlalchemy.sql.dml import UpdateBase
 
 from app.extensions import db
-from app.models import PreferenceChange
+from app.models import ChangeValue, PreferenceChange
 from app.text import lazy_gettext
 from app.times import aware, utc_text, utcnow
 
@@ -74,24 +88,74 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]
     return changes
 
 
+def rows_of(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The history rows of a change from ``old`` to ``new``: ``key``, ``old``, ``new``."""
+    return [{"key": c.key, "old": c.old, "new": c.new} for c in changed_keys(old, new)]
+
+
 def record(
     user_id: int, old: Mapping[str, Any], new: Mapping[str, Any], source: str, at: datetime
 ) -> None:
     """Add a history row per changed key to the write's open transaction (``db.session``)."""
     rows = [
-        {
-            "user_id": user_id,
-            "key": c.key,
-            "old": c.old,
-            "new": c.new,
-            "source": source,
-            "created_at": at,
-        }
-        for c in changed_keys(old, new)
+        {**row, "user_id": user_id, "source": source, "created_at": at} for row in rows_of(old, new)
     ]
     if rows:
         # Core, not the ORM's bulk insert: the same statement without its bookkeeping.
         db.session.execute(insert(db.metadata.tables[PreferenceChange.__tablename__]), rows)
+
+
+#: The parameters of ``insert_after``'s statement.
+ROWS_PARAMETER, SOURCE_PARAMETER, AT_PARAMETER = "history_rows", "history_source", "history_at"
+
+
+def insert_after(update_returning_id: UpdateBase) -> Insert:
+    """One statement: ``update_returning_id``, then history rows for the user it updated.
+
+    A data-modifying CTE (PostgreSQL): the rows are inserted only if the update matched a
+    row, and the ids it returns say whether it did. The statement is the same for every
+    write, so it is built and compiled once; ``parameters_after`` gives each write's values.
+    """
+    updated = update_returning_id.cte("updated")
+    # The rows travel as one JSON parameter, in key order as ``record`` inserts them.
+    changed = (
+        func.json_to_recordset(bindparam(ROWS_PARAMETER, type_=ChangeValue))
+        .table_valued(
+            column("position", Integer),
+            column("key", String),
+            column("old", ChangeValue),
+            column("new", ChangeValue),
+        )
+        .render_derived(name="changed", with_types=True)
+    )
+    table = db.metadata.tables[PreferenceChange.__tablename__]
+    chosen = (
+        select(
+            updated.c.id,
+            changed.c.key,
+            changed.c.old,
+            changed.c.new,
+            bindparam(SOURCE_PARAMETER, type_=String),
+            bindparam(AT_PARAMETER, type_=DateTime(timezone=True)),
+        )
+        .select_from(updated.join(changed, true()))
+        .order_by(changed.c.position)
+    )
+    return (
+        insert(table)
+        .from_select(["user_id", "key", "old", "new", "source", "created_at"], chosen)
+        .returning(table.c.id)
+    )
+
+
+def parameters_after(
+    old: Mapping[str, Any], new: Mapping[str, Any], source: str, at: datetime
+) -> dict[str, Any] | None:
+    """The values of ``insert_after``'s parameters; ``None`` when no key changed."""
+    rows = [{"position": n, **row} for n, row in enumerate(rows_of(old, new))]
+    if not rows:
+        return None
+    return {ROWS_PARAMETER: rows, SOURCE_PARAMETER: source, AT_PARAMETER: at}
 
 
 def history(

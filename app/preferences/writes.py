@@ -1,8 +1,9 @@
 """The one way a user's row changes: settings, account changes and imports all write here.
 
 A write is all or nothing and loses no other write. With the snapshot the request already
-holds, it is first tried as one compare-and-set ``UPDATE`` on that snapshot's version;
-otherwise, or when the row moved on, the row is read under a lock. Each changed key gets its
+holds, it is first tried as one compare-and-set ``UPDATE`` on that snapshot's version (on
+PostgreSQL one statement with its history rows, committing itself); otherwise, or when the
+row moved on, the row is read under a lock. Each changed key gets its
 history row in the same transaction. Before the commit the cache makes the old entry
 unservable, after it the new entry is stored (``cache.begin_write``), so no reader sees the
 new entry before the database has it, nor the old one once the write returns.
@@ -10,11 +11,12 @@ new entry before the database has it, nor the old one once the write returns.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Executable, bindparam, select, update
 
 from app.extensions import db
 from app.models import User
@@ -87,11 +89,17 @@ def write(
     :raise VersionMismatch: ``expected_version`` is given and is not the current version.
     :raise UserNotFound: no such user.
     """
+    written = _in_one_statement(user_id, change, account, known, expected_version, source)
+    if written is not None:
+        return written
     session = db.session
     pending: cache.PendingWrite | None = None
     committing = False
     try:
-        plan = _fast(user_id, change, account, known, expected_version)
+        # Where the one statement was tried, its compare-and-set has just failed: lock.
+        plan = None
+        if not _one_statement_applies(known):
+            plan = _fast(user_id, change, account, known, expected_version)
         plan = plan or _locked(user_id, change, account, expected_version)
         if not plan.values:
             session.rollback()
@@ -114,15 +122,81 @@ def write(
     return Written(plan.current, after)
 
 
-def _fast(
+def _one_statement_applies(known: Snapshot | None) -> bool:
+    """Whether a write with this snapshot is first tried as one self-committing statement."""
+    return known is not None and db.session.get_bind().dialect.name == "postgresql"
+
+
+def _in_one_statement(
     user_id: int,
     change: ChoiceChange,
     account: AccountChange | None,
     known: Snapshot | None,
     expected_version: int | None,
+    source: str,
+) -> Written | None:
+    """The usual write on PostgreSQL: one compare-and-set statement that commits itself.
+
+    The row's ``UPDATE`` and its history rows are one statement (a data-modifying CTE) sent
+    outside a transaction, so the write costs one round trip and one WAL flush instead of
+    four round trips (``BEGIN``, ``UPDATE``, ``INSERT``, ``COMMIT``). The tombstone goes first
+    (``cache.tombstone_first``), since there is no moment between the statement and its
+    commit. ``None`` sends the caller the transactional way: no snapshot, SQLite, a change
+    to confirm under the lock, Redis out of reach, or another write got there first.
+    """
+    if known is None or not _one_statement_applies(known):
+        return None
+    plan = _plan_on(known, change, account, user_id, expected_version)
+    if plan is None:
+        return None
+    pending = cache.tombstone_first(user_id, plan.values["version"])
+    if pending is None:
+        return None
+    parameters: dict[str, Any] = {"cas_id": user_id, "cas_version": known.version}
+    parameters.update({f"set_{name}": value for name, value in plan.values.items()})
+    history_parameters = None
+    if "preferences_updated_at" in plan.values:
+        at = plan.values["preferences_updated_at"]
+        history_parameters = history.parameters_after(known.choices, plan.choices, source, at)
+        parameters.update(history_parameters or {})
+    statement = _one_statement(tuple(sorted(plan.values)), history_parameters is not None)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        result = connection.execute(statement, parameters)
+        # Returned ids say whether the update matched: the driver gives the CTE no row count.
+        matched = result.first() is not None
+    if not matched:
+        return None
+    after = plan.after()
+    pending.committed(after.to_json())
+    return Written(known, after)
+
+
+@functools.cache
+def _one_statement(columns: tuple[str, ...], with_history: bool) -> Executable:
+    """The compare-and-set ``UPDATE`` of ``columns``, with the history rows if asked.
+
+    Built once per set of columns, with every value a parameter: constructing the statement
+    per write cost about as much as running it.
+    """
+    users = db.metadata.tables[User.__tablename__]
+    statement = (
+        update(users)
+        .where(users.c.id == bindparam("cas_id"), users.c.version == bindparam("cas_version"))
+        .values({name: bindparam(f"set_{name}") for name in columns})
+        .returning(users.c.id)
+    )
+    return history.insert_after(statement) if with_history else statement
+
+
+def _plan_on(
+    known: Snapshot,
+    change: ChoiceChange,
+    account: AccountChange | None,
+    user_id: int,
+    expected_version: int | None,
 ) -> _Plan | None:
-    """The write as one compare-and-set on ``known``, or ``None`` to take the locked path."""
-    if known is None or known.user_id != user_id or expected_version not in (None, known.version):
+    """The write as planned on ``known``, or ``None`` when it must be judged under the lock."""
+    if known.user_id != user_id or expected_version not in (None, known.version):
         return None
     try:
         choices = change(dict(known.choices))
@@ -133,8 +207,21 @@ def _fast(
     # stale cache must never swallow a real change.
     if choices == known.choices and not columns:
         return None
-    values = _new_values(known, choices, columns)
-    return _Plan(known, choices, values) if _compare_and_set(known, values) else None
+    return _Plan(known, choices, _new_values(known, choices, columns))
+
+
+def _fast(
+    user_id: int,
+    change: ChoiceChange,
+    account: AccountChange | None,
+    known: Snapshot | None,
+    expected_version: int | None,
+) -> _Plan | None:
+    """The write as one compare-and-set on ``known``, or ``None`` to take the locked path."""
+    if known is None:
+        return None
+    plan = _plan_on(known, change, account, user_id, expected_version)
+    return plan if plan is not None and _compare_and_set(known, plan.values) else None
 
 
 def _locked(

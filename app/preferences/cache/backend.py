@@ -148,6 +148,11 @@ class RedisBackend:
 
     def __init__(self, client: Any, name: str, prefix: str, ttl: int, retry_after: float) -> None:
         self.client = client
+        # EVALSHA: each call sends the script's digest, not its text.
+        self.store_if_newer = client.register_script(STORE_IF_NEWER)
+        self.delete_if_equal = client.register_script(DELETE_IF_EQUAL)
+        self.clock = client.register_script(CLOCK_MS)
+        self.renew = client.register_script(RENEW_MARKER)
         self.name = name
         self.prefix = prefix
         self.ttl = ttl
@@ -180,13 +185,11 @@ class RedisBackend:
         ttl = 0 if payload.startswith("~") else self.ttl
         if marker is None or self.cluster:
             return self.breaker.call(
-                lambda: self.client.eval(STORE_IF_NEWER, 1, key, version, entry, ttl)
+                lambda: self.store_if_newer(keys=[key], args=[version, entry, ttl])
             )
         marker_key = self.key(TRUSTED_KEY)
         return self.breaker.call(
-            lambda: self.client.eval(
-                STORE_IF_NEWER, 2, key, marker_key, version, entry, ttl, marker
-            )
+            lambda: self.store_if_newer(keys=[key, marker_key], args=[version, entry, ttl, marker])
         )
 
     def delete(self, user_id: int, *, only_if: str | None = None) -> Any:
@@ -194,7 +197,7 @@ class RedisBackend:
         key = self.key(settings_key(user_id))
         if only_if is None:
             return self.breaker.call(lambda: self.client.delete(key))
-        return self.breaker.call(lambda: self.client.eval(DELETE_IF_EQUAL, 1, key, only_if))
+        return self.breaker.call(lambda: self.delete_if_equal(keys=[key], args=[only_if]))
 
     def marker_ttl_ms(self) -> int:
         """What is left of the trusted marker's life, in ms (negative: there is none)."""
@@ -202,14 +205,12 @@ class RedisBackend:
 
     def clock_ms(self) -> int:
         """Redis's clock, on the node holding the marker."""
-        return int(self.breaker.call(lambda: self.client.eval(CLOCK_MS, 1, self.key(TRUSTED_KEY))))
+        return int(self.breaker.call(lambda: self.clock(keys=[self.key(TRUSTED_KEY)])))
 
     def renew_marker(self, expires_ms: int, epoch: str) -> Any:
         """Make the marker live until ``expires_ms`` unless it lives longer; see RENEW_MARKER."""
         marker_key = self.key(TRUSTED_KEY)
-        return self.breaker.call(
-            lambda: self.client.eval(RENEW_MARKER, 1, marker_key, expires_ms, epoch)
-        )
+        return self.breaker.call(lambda: self.renew(keys=[marker_key], args=[expires_ms, epoch]))
 
 
 def _text(value: Any) -> str | None:

@@ -166,16 +166,35 @@ def begin_write(user_id: int, version: int) -> PendingWrite:
     commit can leave the old entry to be served.
     """
     pending = PendingWrite(user_id, version)
-    settings_cache = current()
-    if not settings_cache.backend.shared:
-        return pending
-    tag = f"~{secrets.token_hex(6)}"
-    try:
-        settings_cache.backend.store(user_id, version, tag)
-        pending.tombstone = f"{version}|{tag}"
-    except CacheUnavailable:
+    if not _place_tombstone(pending):
         outbox.record_in_transaction(user_id, version)
     return pending
+
+
+def tombstone_first(user_id: int, version: int) -> PendingWrite | None:
+    """Before a write that commits in a single statement: make the old entry unservable.
+
+    ``None`` when Redis cannot be reached; such a write must take the transactional way
+    (``begin_write``), which records a pending row in its transaction instead. A tombstone
+    placed here is never taken back: whether or not the statement then matched, it only
+    sends readers to the database until the next store replaces it.
+    """
+    pending = PendingWrite(user_id, version)
+    return pending if _place_tombstone(pending) else None
+
+
+def _place_tombstone(pending: PendingWrite) -> bool:
+    """Put ``pending``'s tombstone in a shared cache; ``False`` when it cannot be reached."""
+    settings_cache = current()
+    if not settings_cache.backend.shared:
+        return True
+    tag = f"~{secrets.token_hex(6)}"
+    try:
+        settings_cache.backend.store(pending.user_id, pending.version, tag)
+    except CacheUnavailable:
+        return False
+    pending.tombstone = f"{pending.version}|{tag}"
+    return True
 
 
 def invalidate(user_id: int) -> None:
