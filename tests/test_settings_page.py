@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
+from app.extensions import db
+from app.models import User
 from app.preferences import registry, service, zones
 from app.preferences import snapshot as snapshots
+from app.preferences.cache import entries as cache
 from tests.conftest import AuthActions, csrf_token
 
 HTMX = {"HX-Request": "true"}
@@ -389,3 +393,53 @@ def test_zones_no_formatter_knows_are_refused(
     assert page.status_code == 422
     assert f'<option value="{zone}"' not in signed_in.get("/settings").get_data(as_text=True)
     assert stored(app, user)["timezone"] == "UTC"
+
+
+# --- pages kept per process ---------------------------------------------------------------
+
+
+def test_a_kept_page_carries_each_sessions_own_token(
+    app: Flask, signed_in: FlaskClient, other_window: FlaskClient, user: int
+) -> None:
+    """The second view of an unchanged page is a kept copy, with this session's token."""
+    first = csrf_token(signed_in, "/settings")
+    second_html = other_window.get("/settings").get_data(as_text=True)
+    assert first not in second_html
+    second = csrf_token(other_window, "/settings")
+    saved = other_window.post(
+        "/settings/notifications__digest",
+        data={"notifications__digest": "daily"},
+        headers={**HTMX, "X-CSRFToken": second},
+    )
+    assert saved.status_code == 200
+    assert stored(app, user)["notifications.digest"] == "daily"
+    # The first session's token is still its own, and still works.
+    assert htmx_post(signed_in, "notifications__digest", {"notifications__digest": "off"})
+    assert stored(app, user)["notifications.digest"] == "off"
+
+
+def test_a_row_changed_behind_the_apps_back_shows_on_the_next_page(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    """An operator's change by hand keeps the row's version; the page must still show it."""
+    assert 'data-theme="system"' in signed_in.get("/settings").get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(
+            update(User).where(User.id == user).values(preferences={"_v": 1, "theme": "dark"})
+        )
+        db.session.commit()
+        cache.invalidate(user)
+    assert 'data-theme="dark"' in signed_in.get("/settings").get_data(as_text=True)
+
+
+def test_a_message_waiting_from_a_save_is_shown_not_a_kept_page(
+    signed_in: FlaskClient,
+) -> None:
+    signed_in.get("/settings")
+    token = csrf_token(signed_in, "/settings")
+    saved = signed_in.post(
+        "/settings/notifications__digest",
+        data={"notifications__digest": "daily", "csrf_token": token},
+    )
+    assert saved.status_code == 303
+    assert "Saved" in signed_in.get("/settings").get_data(as_text=True)

@@ -1,16 +1,63 @@
-"""The settings page as the settings and transfer views render it, whole or as a fragment."""
+"""The settings page as the settings and transfer views render it, whole or as a fragment.
+
+A plain view of the page (no form to show back, no message waiting) is the same HTML for
+the same user snapshot, language, hour and registry, except for the CSRF token: each
+app keeps the last few it rendered in this process and hands them out again with the
+request's own token. Rendering the form (some 600 zone options, dozens of messages) was most of the
+page's time.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, request, session
+from flask_babel import get_locale
+from flask_wtf.csrf import generate_csrf
 
-from app.http.htmx import render_page_or_fragment
+from app.http.htmx import is_htmx_request, render_page_or_fragment
+from app.preferences import registry
 from app.preferences.session import signed_in
+from app.times import utcnow
 from app.web.forms import SettingsForm, SettingsFormBase
 
 PAGE = "settings/index.html"
+
+#: Rendered pages kept per process; a page is some tens of KiB.
+KEPT_PAGES = 128
+
+#: What a page was rendered as: its HTML, and the CSRF token written into it.
+Rendered = tuple[str, str]
+
+
+class KeptPages:
+    """One app's rendered pages in this process, the least recently used dropped first."""
+
+    def __init__(self) -> None:
+        self.pages: OrderedDict[tuple[Any, ...], Rendered] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Rendered | None:
+        """The page kept under ``key``, if any."""
+        with self.lock:
+            kept = self.pages.get(key)
+            if kept is not None:
+                self.pages.move_to_end(key)
+            return kept
+
+    def put(self, key: tuple[Any, ...], rendered: Rendered) -> None:
+        """Keep ``rendered`` under ``key``."""
+        with self.lock:
+            self.pages[key] = rendered
+            while len(self.pages) > KEPT_PAGES:
+                self.pages.popitem(last=False)
+
+
+def _kept_pages() -> KeptPages:
+    kept: KeptPages = current_app.extensions.setdefault("settings_pages", KeptPages())
+    return kept
 
 
 def render(
@@ -20,7 +67,49 @@ def render(
 
     :param form: the form to show; by default the settings as currently saved.
     """
+    if form is None and status == 200 and not context and _plain_view():
+        return _kept_or_rendered(fragment)
+    return _render(fragment, status, form, **context)
+
+
+def _render(fragment: str, status: int, form: SettingsFormBase | None, **context: Any) -> Response:
     settings = signed_in().settings
     if form is None:
         form = SettingsForm.from_settings(settings.values)
     return render_page_or_fragment(PAGE, fragment, status, form=form, settings=settings, **context)
+
+
+def _plain_view() -> bool:
+    """A GET with nothing of its own to show: no query, no message waiting from a redirect."""
+    return request.method == "GET" and not request.args and not session.get("_flashes")
+
+
+def _key(fragment: str) -> tuple[Any, ...]:
+    """Everything a plain view of the page depends on but the CSRF token."""
+    return (
+        fragment,
+        is_htmx_request(),
+        request.endpoint,
+        # All of it, not only its version: a row changed behind the app's back (by hand,
+        # or restored from a backup) keeps its version and must not show the old page.
+        signed_in().snapshot.to_json(),
+        str(get_locale()),
+        registry.fingerprint(),
+        # Zone offsets in the picker change with daylight saving time, on the hour.
+        utcnow().strftime("%Y%m%d%H"),
+    )
+
+
+def _kept_or_rendered(fragment: str) -> Response:
+    """The page from this process's copies, with this request's token, or rendered anew."""
+    key, pages = _key(fragment), _kept_pages()
+    token = generate_csrf()
+    kept = pages.get(key)
+    if kept is not None:
+        html, kept_token = kept
+        response = Response(html.replace(kept_token, token), mimetype="text/html")
+        response.vary.add("HX-Request")
+        return response
+    response = _render(fragment, 200, None)
+    pages.put(key, (response.get_data(as_text=True), token))
+    return response
