@@ -285,3 +285,30 @@ def build_settings_form() -> type[SettingsFormBase]:
 
 
 SettingsForm: type[SettingsFormBase] = build_settings_form()
+
+
+class _WithoutToken:
+    """Form options for a form inside a request CSRFProtect has already checked."""
+
+    csrf = False
+
+
+@cache
+def field_form(field_name: str) -> type[FlaskForm]:
+    """A form of one preference's field alone: what an htmx save reads and answers with.
+
+    Building the whole settings form (every field, each asking Flask-Babel for its
+    translations) to read or show one field cost as much as the write itself.
+    """
+    pref = registry.BY_FIELD_NAME[field_name]
+    return type(
+        f"{field_name}Form", (FlaskForm,), {field_name: _field(pref), "Meta": _WithoutToken}
+    )
+
+
+def one_field(field_name: str, values: Mapping[str, Any]) -> FlaskForm:
+    """The form of ``field_name`` alone, showing its value among ``values`` (dotted keys)."""
+    pref = registry.BY_FIELD_NAME[field_name]
+    return field_form(field_name)(
+        formdata=None, data={field_name: pref.normalized(values[pref.key])}
+    )

@@ -15,13 +15,14 @@ from typing import Any
 
 from flask import Response, current_app, request, session
 from flask_babel import get_locale
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 
 from app.http.htmx import is_htmx_request, render_page_or_fragment
 from app.preferences import registry
 from app.preferences.session import signed_in
 from app.times import utcnow
-from app.web.forms import SettingsForm, SettingsFormBase
+from app.web.forms import SettingsForm
 
 PAGE = "settings/index.html"
 
@@ -61,7 +62,7 @@ def _kept_pages() -> KeptPages:
 
 
 def render(
-    fragment: str, status: int = 200, form: SettingsFormBase | None = None, **context: Any
+    fragment: str, status: int = 200, form: FlaskForm | None = None, **context: Any
 ) -> Response:
     """The settings page, or ``fragment`` of it for htmx, showing the signed-in user's settings.
 
@@ -72,7 +73,7 @@ def render(
     return _render(fragment, status, form, **context)
 
 
-def _render(fragment: str, status: int, form: SettingsFormBase | None, **context: Any) -> Response:
+def _render(fragment: str, status: int, form: FlaskForm | None, **context: Any) -> Response:
     settings = signed_in().settings
     if form is None:
         form = SettingsForm.from_settings(settings.values)

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
+from flask_wtf import FlaskForm
 
 from app.errors import error_response
 from app.http import args
@@ -18,7 +19,7 @@ from app.preferences.snapshot import Settings
 from app.ratelimits import settings_writes
 from app.text import gettext
 from app.web import page
-from app.web.forms import SettingsForm, SettingsFormBase
+from app.web.forms import SettingsForm, field_form, one_field
 
 bp = Blueprint("settings", __name__)
 
@@ -97,7 +98,7 @@ def save_field(field_name: str) -> ResponseReturnValue:
     if set(request.form) - {field_name, "csrf_token"}:
         return error_response(400, gettext("Send one setting at a time to this address."))
     # The form only reads the value; the registry checks it, once, in the service.
-    value = SettingsForm()[field_name].data
+    value = field_form(field_name)()[field_name].data
     try:
         saved = service.update_settings(
             signed_in().snapshot, {pref.key: value}, source="page", resets=False
@@ -146,8 +147,7 @@ def _saved(pref: Preference, saved: Settings) -> ResponseReturnValue:
         response.headers["HX-Refresh"] = "true"
         response.vary.add("HX-Request")
         return response
-    form = SettingsForm.from_settings(saved.values)
-    response = _render_field(form, pref, 200, gettext("Saved"))
+    response = _render_field(one_field(pref.field_name, saved.values), pref, 200, gettext("Saved"))
     # theme.js restyles the page from this event; the "last saved" line refreshes on it.
     return trigger(response, {"settings-saved": {pref.key: saved.values[pref.key]}})
 
@@ -166,9 +166,7 @@ def _rejected(pref: Preference, errors: list[str]) -> ResponseReturnValue:
     return _render_field(form, pref, 422, message)
 
 
-def _render_field(
-    form: SettingsFormBase, pref: Preference, status: int, announcement: str
-) -> Response:
+def _render_field(form: FlaskForm, pref: Preference, status: int, announcement: str) -> Response:
     """One field's fragment for htmx (the page otherwise), with a live-region message."""
     context: dict[str, Any] = {
         "field": form[pref.field_name],
