@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from flask import Flask, has_request_context
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 
 from app.extensions import db
@@ -86,6 +86,17 @@ class BoundedConnection(psycopg.Connection[Any]):
             # Half a statement is in flight: the connection cannot be used again.
             self.close()
             raise DatabaseTimeout(f"the database did not answer within {timeout:g} s") from None
+
+
+@contextmanager
+def autocommit() -> Iterator[Connection]:
+    """A connection outside any transaction, where each statement commits by itself.
+
+    For one statement that is whole on its own: no ``BEGIN`` before it and no ``COMMIT`` or
+    ``ROLLBACK`` after it, so one round trip instead of three.
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app import database
 from app.extensions import db
 from app.models import User
 from app.preferences import registry, storage
@@ -149,8 +150,15 @@ def from_row(row: Any) -> Snapshot:
 
 def load_snapshot(user_id: int) -> Snapshot | None:
     """Read a user's snapshot straight from the database."""
+    statement = select(*COLUMNS).where(User.id == user_id)
+    if db.engine.dialect.name == "postgresql":
+        # Apart from any transaction of the session's, and in one round trip. (SQLite's
+        # second connection would wait on a write lock the session may hold.)
+        with database.autocommit() as connection:
+            row = connection.execute(statement).one_or_none()
+        return from_row(row) if row else None
     try:
-        row = db.session.execute(select(*COLUMNS).where(User.id == user_id)).one_or_none()
+        row = db.session.execute(statement).one_or_none()
     finally:
         # Reads must not hold a transaction (and on SQLite a lock) past this statement, and
         # a failed one must not leave the session unusable for the error page.

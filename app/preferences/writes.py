@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, Executable, bindparam, select, update
 
+from app import database
 from app.extensions import db
 from app.models import User
 from app.preferences import history, snapshot, storage
@@ -160,7 +161,7 @@ def _in_one_statement(
         history_parameters = history.parameters_after(known.choices, plan.choices, source, at)
         parameters.update(history_parameters or {})
     statement = _one_statement(tuple(sorted(plan.values)), history_parameters is not None)
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with database.autocommit() as connection:
         result = connection.execute(statement, parameters)
         # Returned ids say whether the update matched: the driver gives the CTE no row count.
         matched = result.first() is not None
