@@ -115,6 +115,7 @@ def run_wrk(
         str(sessions),
         HTMX_PATH,
         HTMX_FIELD,
+        str(args.threads),
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     statuses: dict[str, int] = {}

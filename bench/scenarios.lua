@@ -1,6 +1,7 @@
 -- wrk script for every benchmark scenario. Arguments: scenario name, sessions file, htmx path,
--- htmx field name. Each request takes the next signed-in session in turn, and every response
--- status is counted so the runner can refuse a run with unexpected answers.
+-- htmx field name, number of wrk threads. Each request takes the next signed-in session in
+-- turn, each thread starting at its own share of the sessions, and every response status is
+-- counted so the runner can refuse a run with unexpected answers.
 
 local sessions = {}
 local scenario, htmx_path, htmx_field
@@ -10,6 +11,7 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_index", #threads - 1)
 end
 
 function init(args)
@@ -20,7 +22,11 @@ function init(args)
     local cookie, csrf, etag = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)")
     table.insert(sessions, { cookie = cookie, csrf = csrf, etag = etag })
   end
-  counter = math.random(#sessions)
+  -- LuaJIT seeds math.random alike in every thread: a random start would put all threads on
+  -- the same session at once, so that two requests for one user were always in flight
+  -- together. People are not like that; each thread starts at its own share.
+  local thread_count = tonumber(args[5]) or 1
+  counter = thread_index * math.floor(#sessions / thread_count)
 end
 
 function request()

@@ -150,6 +150,10 @@ def _in_one_statement(
     plan = _plan_on(known, change, account, user_id, expected_version)
     if plan is None:
         return None
+    if not plan.values:
+        # Nothing to write if the row is still at the snapshot's version: one read, which
+        # is where this no-op takes effect, instead of a transaction that locks the row.
+        return Written(known, known) if _row_version(user_id) == known.version else None
     pending = cache.tombstone_first(user_id, plan.values["version"])
     if pending is None:
         return None
@@ -170,6 +174,15 @@ def _in_one_statement(
     after = plan.after()
     pending.committed(after.to_json())
     return Written(known, after)
+
+
+def _row_version(user_id: int) -> int | None:
+    """The version the user's row is at now, read outside any transaction."""
+    with database.autocommit() as connection:
+        version: int | None = connection.execute(
+            select(User.version).where(User.id == user_id)
+        ).scalar_one_or_none()
+    return version
 
 
 @functools.cache
@@ -196,7 +209,11 @@ def _plan_on(
     user_id: int,
     expected_version: int | None,
 ) -> _Plan | None:
-    """The write as planned on ``known``, or ``None`` when it must be judged under the lock."""
+    """The write as planned on ``known``, or ``None`` when it must be judged under the lock.
+
+    A plan without values changes nothing, as far as ``known`` tells: it must be confirmed
+    against the row, since a stale snapshot must never swallow a real change.
+    """
     if known.user_id != user_id or expected_version not in (None, known.version):
         return None
     try:
@@ -204,10 +221,8 @@ def _plan_on(
     except ChangeRefused:
         return None
     columns = account(known) if account else {}
-    # A write that looks like a no-op against the cache is confirmed under the lock: a
-    # stale cache must never swallow a real change.
     if choices == known.choices and not columns:
-        return None
+        return _Plan(known, choices, {})
     return _Plan(known, choices, _new_values(known, choices, columns))
 
 
@@ -222,7 +237,9 @@ def _fast(
     if known is None:
         return None
     plan = _plan_on(known, change, account, user_id, expected_version)
-    return plan if plan is not None and _compare_and_set(known, plan.values) else None
+    if plan is None or not plan.values:
+        return None
+    return plan if _compare_and_set(known, plan.values) else None
 
 
 def _locked(
