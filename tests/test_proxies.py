@@ -25,7 +25,7 @@ def failed_sign_in(client: FlaskClient, forwarded_for: str, attempt: int) -> int
 
 
 @pytest.mark.parametrize(
-    "config_overrides", [{"TRUSTED_PROXIES": 1, "RATELIMIT_LOGIN": "3 per minute"}]
+    "config_overrides", [{"TRUSTED_PROXIES": 1, "RATELIMIT_LOGIN": "3 per hour"}]
 )
 def test_clients_behind_one_proxy_have_their_own_sign_in_limits(app: Flask) -> None:
     one, other = app.test_client(), app.test_client()
@@ -36,7 +36,7 @@ def test_clients_behind_one_proxy_have_their_own_sign_in_limits(app: Flask) -> N
 
 
 @pytest.mark.parametrize(
-    "config_overrides", [{"TRUSTED_PROXIES": 0, "RATELIMIT_LOGIN": "3 per minute"}]
+    "config_overrides", [{"TRUSTED_PROXIES": 0, "RATELIMIT_LOGIN": "3 per hour"}]
 )
 def test_without_trusted_proxies_a_forged_address_does_not_escape_the_limit(
     app: Flask,

@@ -3,8 +3,8 @@
 A write is all or nothing and loses no other write. With the snapshot the request already
 holds, it is first tried as one compare-and-set ``UPDATE`` on that snapshot's version (on
 PostgreSQL one statement with its history rows, committing itself); otherwise, or when the
-row moved on, the row is read under a lock. Each changed key gets its
-history row in the same transaction. Before the commit the cache makes the old entry
+row moved on, the row is read under a lock. Each changed key gets its history row in the
+same transaction. Before the commit the cache makes the old entry
 unservable, after it the new entry is stored (``cache.begin_write``), so no reader sees the
 new entry before the database has it, nor the old one once the write returns.
 """
