@@ -115,6 +115,30 @@ def test_stale_snapshot_falls_back_to_the_lock_with_the_right_old_value(
     ]
 
 
+def test_a_value_sent_again_is_written_when_the_row_moved_on(app: Flask, user: int) -> None:
+    """A write that changes nothing against a stale snapshot must not be swallowed."""
+    with app.app_context():
+        service.update_settings(user, {"theme": "dark"}, source="cli")
+        stale = snapshots.load_snapshot(user)
+        assert stale is not None
+        service.update_settings(user, {"theme": "light"}, source="cli")
+        # "dark" is what the stale snapshot holds already; the row holds "light".
+        service.update_settings(stale, {"theme": "dark"}, source="api")
+        assert snapshots.load_snapshot(user).choices["theme"] == "dark"  # type: ignore[union-attr]
+    assert changes(app, user)[-1] == ("theme", "light", "dark", "api")
+
+
+def test_a_value_sent_again_to_a_current_row_changes_nothing(app: Flask, user: int) -> None:
+    with app.app_context():
+        service.update_settings(user, {"theme": "dark"}, source="cli")
+        current = snapshots.load_snapshot(user)
+        assert current is not None
+        service.update_settings(current, {"theme": "dark"}, source="api")
+        after = snapshots.load_snapshot(user)
+        assert after is not None and after.version == current.version
+    assert changes(app, user) == [("theme", None, "dark", "cli")]
+
+
 def test_history_is_written_in_the_same_transaction(
     app: Flask, user: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
