@@ -88,6 +88,11 @@ class BoundedConnection(psycopg.Connection[Any]):
             raise DatabaseTimeout(f"the database did not answer within {timeout:g} s") from None
 
 
+def on_postgresql() -> bool:
+    """Whether the app's database is PostgreSQL (else SQLite, the embedded default)."""
+    return bool(db.engine.dialect.name == "postgresql")
+
+
 @contextmanager
 def autocommit() -> Iterator[Connection]:
     """A connection outside any transaction, where each statement commits by itself.

@@ -15,6 +15,7 @@ import pstats
 import time
 
 import redis
+from sqlalchemy import event
 
 from app.extensions import db
 from bench.common import ensure_services, prepare_database
@@ -49,8 +50,6 @@ def main() -> int:
     def count_statement(*_: object) -> None:
         nonlocal statements
         statements += 1
-
-    from sqlalchemy import event
 
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", count_statement)

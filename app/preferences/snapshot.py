@@ -151,7 +151,7 @@ def from_row(row: Any) -> Snapshot:
 def load_snapshot(user_id: int) -> Snapshot | None:
     """Read a user's snapshot straight from the database."""
     statement = select(*COLUMNS).where(User.id == user_id)
-    if db.engine.dialect.name == "postgresql":
+    if database.on_postgresql():
         # Apart from any transaction of the session's, and in one round trip. (SQLite's
         # second connection would wait on a write lock the session may hold.)
         with database.autocommit() as connection:

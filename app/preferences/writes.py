@@ -97,10 +97,12 @@ def write(
     pending: cache.PendingWrite | None = None
     committing = False
     try:
-        # Where the one statement was tried, its compare-and-set has just failed: lock.
-        plan = None
-        if not _one_statement_applies(known):
-            plan = _fast(user_id, change, account, known, expected_version)
+        # On PostgreSQL the one statement has just tried the compare-and-set: lock.
+        plan = (
+            None
+            if database.on_postgresql()
+            else _fast(user_id, change, account, known, expected_version)
+        )
         plan = plan or _locked(user_id, change, account, expected_version)
         if not plan.values:
             session.rollback()
@@ -123,11 +125,6 @@ def write(
     return Written(plan.current, after)
 
 
-def _one_statement_applies(known: Snapshot | None) -> bool:
-    """Whether a write with this snapshot is first tried as one self-committing statement."""
-    return known is not None and db.session.get_bind().dialect.name == "postgresql"
-
-
 def _in_one_statement(
     user_id: int,
     change: ChoiceChange,
@@ -145,7 +142,7 @@ def _in_one_statement(
     commit. ``None`` sends the caller the transactional way: no snapshot, SQLite, a change
     to confirm under the lock, Redis out of reach, or another write got there first.
     """
-    if known is None or not _one_statement_applies(known):
+    if known is None or not database.on_postgresql():
         return None
     plan = _plan_on(known, change, account, user_id, expected_version)
     if plan is None:
