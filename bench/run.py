@@ -1,14 +1,16 @@
 """``make bench``: throughput and latency of each scenario against two references.
 
-Serves the app, the floor (bench/floor.py: constant answers) and the plain peer
-(bench/naive.py: no cache, no history) with the same gunicorn set-up, signs in a few dozen
-users through each one's login form, drives load from a separate process with wrk, and
-interleaves the runs (floor, peer, app, floor, peer, app, ...) so machine drift favours none.
+Serves the app, the floor (bench/floor.py: constant answers), the bound (bench/bound.py: the
+floor plus only the round trips the app's guarantees cost) and the plain peer (bench/naive.py:
+no cache, no history) with the same gunicorn set-up, signs in a few dozen users through each
+one's login form, drives load from a separate process with wrk, and interleaves the runs
+(floor, bound, peer, app, floor, ...) so machine drift favours none.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -19,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import naive
+from bench import bound, naive
 from bench.common import (
     ROOT,
     Session,
@@ -40,7 +42,7 @@ SCENARIOS = {
     "settings_page": ("GET /settings", {200}),
     "htmx_save": ("htmx save of one field", {200}),
 }
-ROLES = ("floor", "peer", "app")
+ROLES = ("floor", "bound", "peer", "app")
 #: The least each scenario must reach, as the app's ratio to the floor and to the plain peer.
 TARGETS: dict[str, tuple[float, float | None]] = {
     "warm_get": (0.85, None),
@@ -156,6 +158,15 @@ def refresh_etags(base_url: str, sessions: list[Session]) -> list[Session]:
     return fresh
 
 
+def settings_page_bytes(base_url: str, session: Session) -> int:
+    """The length of the app's settings page, which the bound sends as a constant."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{base_url}/settings", headers={"Cookie": session.cookie})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(response.read())
+
+
 def sql_per_request(database_url: str) -> dict[str, float]:
     """SQL statements per request of each scenario, counted in-process with SQLAlchemy events."""
     output = subprocess.run(
@@ -208,6 +219,7 @@ def main() -> int:
     cold_env = flask_env(database, REDIS_URL, CACHE_TYPE="NullCache")
     floor_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     naive.prepare(database)
+    bound.prepare(database)
     peer_env = {**floor_env, "DATABASE_URL": database}
 
     serving = {"worker_class": args.worker_class, "threads": args.worker_threads}
@@ -218,17 +230,30 @@ def main() -> int:
         gunicorn("cold", "wsgi:app", cold_env, args.workers, **serving) as cold,
         gunicorn("floor", "bench.floor:app", floor_env, args.workers, **serving) as floor,
         gunicorn("peer", "bench.naive:app", peer_env, args.workers, **serving) as peer,
+        contextlib.ExitStack() as later,
     ):
         directory = Path(tmp)
         step = max(1, args.users // args.sessions)
         emails = [f"bench{1 + i * step}@example.com" for i in range(args.sessions)]
         log(f"signing in {len(emails)} users through the login form")
         app_sessions = [sign_in(app.url, email) for email in emails]
+        # The bound sends a page as long as the app's, which it learns from the app.
+        page_bytes = settings_page_bytes(app.url, app_sessions[0])
+        bound_env = {
+            **peer_env,
+            "REDIS_URL": REDIS_URL,
+            "BOUND_PAGE_BYTES": str(page_bytes),
+        }
+        bounding = later.enter_context(
+            gunicorn("bound", "bench.bound:app", bound_env, args.workers, **serving)
+        )
+        bound_sessions = [sign_in(bounding.url, email, floor=True) for email in emails]
         cold_sessions = [sign_in(cold.url, email) for email in emails]
         floor_sessions = [sign_in(floor.url, email, floor=True) for email in emails]
         peer_sessions = [sign_in(peer.url, email, floor=True) for email in emails]
         servers = {
             "floor": (floor, floor_sessions),
+            "bound": (bounding, bound_sessions),
             "peer": (peer, peer_sessions),
             "app": (app, app_sessions),
         }
@@ -280,7 +305,7 @@ def main() -> int:
 
 
 def chart(results: dict[str, dict[str, Figure]], users: int, path: Path) -> None:
-    """Bar chart of requests per second per scenario: floor, plain peer and app side by side."""
+    """Bar chart of requests per second per scenario, every server side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -289,11 +314,16 @@ def chart(results: dict[str, dict[str, Figure]], users: int, path: Path) -> None
     names = list(results)
     labels = [SCENARIOS[name][0].replace(", ", "\n") for name in names]
     figure, axes = plt.subplots(figsize=(11, 5.2), dpi=110)
-    width = 0.27
-    colours = {"floor": "#9aa5b4", "peer": "#f59e0b", "app": "#1d4ed8"}
-    names_of = {"floor": "floor", "peer": "plain peer", "app": "app"}
+    width = 0.2
+    colours = {"floor": "#9aa5b4", "bound": "#64748b", "peer": "#f59e0b", "app": "#1d4ed8"}
+    names_of = {
+        "floor": "floor",
+        "bound": "bound (floor + the round trips)",
+        "peer": "plain peer",
+        "app": "app",
+    }
     for index, role in enumerate(ROLES):
-        offset = (index - 1) * width
+        offset = (index - 1.5) * width
         rates = [results[name][role].rps for name in names]
         bars = axes.bar(
             [p + offset for p in range(len(names))],
@@ -315,7 +345,7 @@ def chart(results: dict[str, dict[str, Figure]], users: int, path: Path) -> None
             )
     axes.set_xticks(list(range(len(names))), labels, fontsize=8)
     axes.set_ylabel("requests per second")
-    axes.set_title(f"App against the floor and a plain peer, {users:,} users, gunicorn")
+    axes.set_title(f"App against the floor, the bound and a plain peer, {users:,} users")
     axes.legend()
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
@@ -370,17 +400,20 @@ def render(
         f"connections; {args.rounds} x {args.seconds:.0f} s per server per scenario, "
         "interleaved; medians",
         "",
-        "| scenario | app req/s | floor req/s | peer req/s | app/floor | app/peer | target "
-        "| app p50 ms | app p99 ms | peer p99 ms | SQL/request |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        "| scenario | app req/s | floor req/s | bound req/s | peer req/s | app/floor "
+        "| bound/floor | app/bound | app/peer | target | app p50 ms | app p99 ms | peer p99 ms "
+        "| SQL/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: "
+        "| ---: | ---: |",
     ]
     for name, roles in results.items():
-        app, floor, peer = roles["app"], roles["floor"], roles["peer"]
+        app, floor, bound, peer = roles["app"], roles["floor"], roles["bound"], roles["peer"]
         lines.append(
-            f"| {SCENARIOS[name][0]} | {app.rps:,.0f} | {floor.rps:,.0f} | {peer.rps:,.0f} | "
-            f"{app.rps / floor.rps:.2f}x | {app.rps / peer.rps:.2f}x | {verdict(name, results)} | "
-            f"{app.p50_ms:.1f} | {app.p99_ms:.1f} | {peer.p99_ms:.1f} | "
-            f"{sql.get(name, float('nan')):.2f} |"
+            f"| {SCENARIOS[name][0]} | {app.rps:,.0f} | {floor.rps:,.0f} | {bound.rps:,.0f} | "
+            f"{peer.rps:,.0f} | {app.rps / floor.rps:.2f}x | {bound.rps / floor.rps:.2f}x | "
+            f"{app.rps / bound.rps:.2f}x | {app.rps / peer.rps:.2f}x | "
+            f"{verdict(name, results)} | {app.p50_ms:.1f} | {app.p99_ms:.1f} | "
+            f"{peer.p99_ms:.1f} | {sql.get(name, float('nan')):.2f} |"
         )
     met = "met" if memory <= MEMORY_TARGET else "MISSED"
     lines += [
