@@ -9,9 +9,10 @@ fewest statements they can take, and Python's least work around them:
 - a read: one Redis ``MGET`` of the user's session version and cached settings, the cached
   document sent as it is stored (the app's cache entry is the same size);
 - a page: the same ``MGET``, then a constant page as long as the app's settings page;
-- a write: the ``MGET``, one Lua script that counts the user's write limit and places the
-  tombstone, one self-committing PostgreSQL statement (the ``UPDATE`` with its history row
-  in a CTE, fsync on), and the refresh of the cached document.
+- a write: one Lua script that reads the session version and cached settings, counts the
+  user's write limit and places the tombstone; one self-committing PostgreSQL statement (the
+  ``UPDATE`` with its history row in a CTE, fsync on); the refresh of the cached document.
+  Three round trips: the refresh must follow the commit, and the commit the tombstone.
 
 Nothing else: no CSRF check, no validation, no security headers, no templates. The app's ratio
 to this server is how close it comes to what its guarantees allow; the bound's own ratio to
@@ -33,12 +34,13 @@ import redis
 from flask import Flask, Response, abort, redirect, request
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
 
-#: Counts one write against the user's budget and places the tombstone, in one round trip.
-LIMIT_AND_TOMBSTONE = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], 60) end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', 500)
-return count
+#: A write's first round trip: the session version and cached settings, one write counted
+#: against the user's budget and the tombstone placed.
+BEGIN_WRITE = """
+local count = redis.call('INCR', KEYS[3])
+if count == 1 then redis.call('EXPIRE', KEYS[3], 60) end
+redis.call('SET', KEYS[4], ARGV[1], 'PX', 500)
+return redis.call('MGET', KEYS[1], KEYS[2])
 """
 WRITE = """
 WITH updated AS (
@@ -69,7 +71,7 @@ class Store:
     def __init__(self, database_url: str, redis_url: str) -> None:
         self.database_url = database_url
         self.redis = redis.Redis.from_url(redis_url)
-        self.limit_and_tombstone = self.redis.register_script(LIMIT_AND_TOMBSTONE)
+        self.begin_write = self.redis.register_script(BEGIN_WRITE)
         self._local = threading.local()
 
     @property
@@ -88,11 +90,18 @@ class Store:
         return auth, document
 
     def write(self, user_id: str, key: str, value: Any) -> bytes:
-        """Count, tombstone, commit, refresh: the three more round trips of a write."""
-        _, stored = self.read(user_id)
-        self.limit_and_tombstone(
-            keys=[f"bound:limit:{user_id}", f"bound:tombstone:{user_id}"], args=["1"]
+        """Read, count and tombstone; commit; refresh: the three round trips of a write."""
+        auth, stored = self.begin_write(
+            keys=[
+                f"bound:auth:{user_id}",
+                f"bound:settings:{user_id}",
+                f"bound:limit:{user_id}",
+                f"bound:tombstone:{user_id}",
+            ],
+            args=["1"],
         )
+        if auth is None or stored is None:
+            abort(401)
         change = {key: value}
         self.database.execute(
             WRITE, {"change": json.dumps(change), "id": int(user_id), "key": key, "value": value}
