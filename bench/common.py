@@ -159,6 +159,22 @@ class Server:
         """Base URL."""
         return f"http://127.0.0.1:{self.port}"
 
+    def worker_rss_mib(self) -> list[float]:
+        """Resident memory of each worker process (the master's children), in MiB."""
+        sizes = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+                if int(fields[1]) != self.process.pid:
+                    continue
+                status = (stat.parent / "status").read_text()
+            except (OSError, ValueError):
+                continue  # the process ended while we looked
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return sorted(sizes)
+
     def stop(self) -> None:
         """Stop gunicorn and its workers."""
         if self.process.poll() is None:
@@ -235,6 +251,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _opener = urllib.request.build_opener(_NoRedirect)
+#: Set-up requests (sign-ins hash a password with Argon2) on a machine busy with other work.
+SETUP_TIMEOUT = 60
 
 
 def _request(
@@ -246,7 +264,7 @@ def _request(
 ) -> tuple[int, dict[str, str], str, list[str]]:
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
-        with _opener.open(request, timeout=10) as response:
+        with _opener.open(request, timeout=SETUP_TIMEOUT) as response:
             body = response.read().decode()
             return (
                 response.status,

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import bound, naive
 from bench.common import (
     ROOT,
+    SETUP_TIMEOUT,
     Session,
     ensure_services,
     ensure_wrk,
@@ -152,7 +153,7 @@ def refresh_etags(base_url: str, sessions: list[Session]) -> list[Session]:
         request = urllib.request.Request(
             f"{base_url}/api/user/settings", headers={"Cookie": session.cookie}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=SETUP_TIMEOUT) as response:
             etag = response.headers.get("ETag", "")
         fresh.append(Session(session.email, session.cookie, session.csrf, etag))
     return fresh
@@ -163,7 +164,7 @@ def settings_page_bytes(base_url: str, session: Session) -> int:
     import urllib.request
 
     request = urllib.request.Request(f"{base_url}/settings", headers={"Cookie": session.cookie})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=SETUP_TIMEOUT) as response:
         return len(response.read())
 
 
@@ -277,10 +278,12 @@ def main() -> int:
                         f"  {role:5} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.1f} ms  {run.statuses}"
                     )
         memory = redis_memory_per_user(app_sessions)
+        # After every scenario has run through them: what a worker holds once warm.
+        worker_memory = {role: server.worker_rss_mib() for role, (server, _) in servers.items()}
     sql = sql_per_request(database)
 
     problems = check_statuses(results)
-    report = render(results, sql, memory, args)
+    report = render(results, sql, memory, args) + "\n" + render_worker_memory(worker_memory)
     print(report)
     payload = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -291,6 +294,7 @@ def main() -> int:
         },
         "sql_per_request": sql,
         "redis_bytes_per_user": memory,
+        "worker_rss_mib": worker_memory,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     target = args.json or RESULTS_DIR / f"bench-{args.users}.json"
@@ -422,6 +426,15 @@ def render(
         f"target {MEMORY_TARGET}: {met})",
     ]
     return "\n".join(lines)
+
+
+def render_worker_memory(worker_memory: dict[str, list[float]]) -> str:
+    """Resident memory per gunicorn worker of each server, after the run."""
+    parts = [
+        f"{role} {', '.join(f'{size:.0f}' for size in sizes)}"
+        for role, sizes in worker_memory.items()
+    ]
+    return "Resident memory per worker after the run, MiB: " + "; ".join(parts)
 
 
 if __name__ == "__main__":
