@@ -140,3 +140,50 @@ def test_unexpected_errors_reach_error_reporting_tools(app: Flask, user: int) ->
     assert response.status_code == 500
     assert "boom" not in response.get_data(as_text=True)
     assert len(reported) == 1 and str(reported[0]) == "boom"
+
+
+def test_write_to_a_down_database_leaves_warm_reads_served(
+    proxied_app: Flask, pg_proxy: Proxy
+) -> None:
+    """A write that could not reach the database never wrote: the cached entry stays.
+
+    The fault drill found this: a write that marked the cache before finding the database
+    down sent that user's reads to the database too, and they failed for the whole outage.
+    """
+    app = proxied_app
+    with app.app_context():
+        from app.auth import service as auth_service
+
+        auth_service.create_user("user1@example.com", conftest.PASSWORD)
+    client = app.test_client()
+    assert AuthActions(client).login().status_code == 303
+    token = csrf_token(client, "/settings")
+    assert (
+        client.patch(
+            "/api/user/settings", json={"theme": "light"}, headers={"X-CSRFToken": token}
+        ).status_code
+        == 200
+    )
+
+    pg_proxy.cut()
+    for _ in range(3):
+        response = client.patch(
+            "/api/user/settings", json={"theme": "dark"}, headers={"X-CSRFToken": token}
+        )
+        assert response.status_code == 503, response.get_data(as_text=True)
+        for path in ("/api/user/settings", "/settings"):
+            read = client.get(path)
+            assert read.status_code == 200, (path, read.get_data(as_text=True))
+        assert client.get("/api/user/settings").get_json()["theme"] == "light"
+
+    pg_proxy.restore()
+    deadline = time.monotonic() + 5
+    while True:
+        response = client.patch(
+            "/api/user/settings", json={"theme": "dark"}, headers={"X-CSRFToken": token}
+        )
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 200
+    assert client.get("/api/user/settings").get_json()["theme"] == "dark"

@@ -151,9 +151,6 @@ def _in_one_statement(
         # Nothing to write if the row is still at the snapshot's version: one read, which
         # is where this no-op takes effect, instead of a transaction that locks the row.
         return Written(known, known) if _row_version(user_id) == known.version else None
-    pending = cache.tombstone_first(user_id, plan.values["version"])
-    if pending is None:
-        return None
     parameters: dict[str, Any] = {"cas_id": user_id, "cas_version": known.version}
     parameters.update({f"set_{name}": value for name, value in plan.values.items()})
     history_parameters = None
@@ -162,7 +159,12 @@ def _in_one_statement(
         history_parameters = history.parameters_after(known.choices, plan.choices, source, at)
         parameters.update(history_parameters or {})
     statement = _one_statement(tuple(sorted(plan.values)), history_parameters is not None)
+    # Connected before the tombstone: with the database down, the write fails here and the
+    # cached entry stays, so this user's reads go on being served from the cache.
     with database.autocommit() as connection:
+        pending = cache.tombstone_first(user_id, plan.values["version"])
+        if pending is None:
+            return None
         result = connection.execute(statement, parameters)
         # Returned ids say whether the update matched: the driver gives the CTE no row count.
         matched = result.first() is not None
