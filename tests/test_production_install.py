@@ -24,6 +24,7 @@ import requests
 from tests.conftest import CSRF_META, PASSWORD, TEST_REDIS_URL, create_database, drop_database
 from tests.support import free_port
 from tests.test_gunicorn import wait_for
+from tests.test_packaging import dockerfile_instructions
 
 pytestmark = pytest.mark.production
 
@@ -229,3 +230,15 @@ def test_the_access_log_names_each_request_and_its_id(deployment: Deployment) ->
         time.sleep(0.05)
     assert lines, deployment.access_log.read_text()
     assert lines[-1].endswith(f"request_id={request_id}")
+
+
+def test_the_container_healthcheck_passes_against_the_build(
+    build: Path, deployment: Deployment
+) -> None:
+    """The Dockerfile's HEALTHCHECK command, run as Docker would, against this deployment."""
+    (healthcheck,) = [
+        rest for keyword, rest in dockerfile_instructions() if keyword == "HEALTHCHECK"
+    ]
+    program, *arguments = json.loads(healthcheck[healthcheck.index("CMD [") + 4 :])
+    assert program == "python"
+    run(build, deployment.workdir, deployment.env, program, *arguments)
