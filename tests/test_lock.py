@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -115,3 +116,10 @@ def test_every_locked_package_has_hashes(lock: str) -> None:
         if PINNED.match(entry) and "--hash=sha256:" not in entry
     ]
     assert not unhashed
+
+
+def test_pre_commit_runs_the_locked_ruff() -> None:
+    """pre-commit fetches ruff by tag; any other version would format differently from CI."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (ruff,) = [repo for repo in config["repos"] if repo["repo"].endswith("/ruff-pre-commit")]
+    assert read_lock("dev.txt")["ruff"] == {ruff["rev"].removeprefix("v")}
