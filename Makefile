@@ -8,12 +8,13 @@ export FLASK_APP := wsgi.py
 .PHONY: install run test lint typecheck imports markers pytest services translations fmt docs clean messages \
 	lock production bench bench-scale bench-faults bench-profile
 
-# Exactly the versions in the lock (requirements/dev.txt, hashed), then the project itself.
-$(BIN)/.installed: pyproject.toml requirements/dev.txt
+# Exactly the versions in the lock (requirements/build.txt and dev.txt, hashed), then the
+# project itself, built by the locked setuptools.
+$(BIN)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
 	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed translations
@@ -23,6 +24,8 @@ install: $(BIN)/.installed translations
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --quiet \
 	--custom-compile-command "make lock" $(LOCK_ARGS)
 lock: $(BIN)/.installed
+	$(BIN)/uv pip compile requirements/build.in --universal --generate-hashes --quiet \
+		--custom-compile-command "make lock" $(LOCK_ARGS) -o requirements/build.txt
 	$(UV_COMPILE) -o requirements/runtime.txt
 	$(UV_COMPILE) --extra dev -c requirements/runtime.txt -o requirements/dev.txt
 	$(UV_COMPILE) --extra dev --extra bench -c requirements/dev.txt -o requirements/bench.txt

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build what production runs into DIR:
 #   DIR/venv              a fresh virtual environment: the locked runtime dependencies
-#                         (requirements/runtime.txt, hashes checked), then the app's wheel
+#                         (requirements/build.txt and runtime.txt, hashes checked), the app's wheel
 #                         with its catalogues compiled; no -e, no development tools
 #   DIR/gunicorn.conf.py  gunicorn's settings (read from the environment at start)
 # Serve it from any directory with `DIR/venv/bin/gunicorn -c DIR/gunicorn.conf.py`.
@@ -21,7 +21,7 @@ python="${PYTHON:-python3}"
 # --clear: whatever an earlier build left there is gone, so the result is the lock alone.
 "$python" -m venv --clear "$target/venv"
 pip=("$target/venv/bin/python" -m pip --quiet --disable-pip-version-check)
-"${pip[@]}" install --upgrade pip
+"${pip[@]}" install --require-hashes -r "$source_dir/requirements/build.txt"
 "${pip[@]}" install --require-hashes -r "$source_dir/requirements/runtime.txt"
 
 # The wheel is built from a clean copy, so no bytecode or stale catalogue of the checkout
@@ -34,7 +34,8 @@ done
 find "$stage" \( -name __pycache__ -o -name '*.mo' \) -prune -exec rm -rf {} +
 # The .mo files are build output: without them German, French and Japanese show English.
 "$target/venv/bin/pybabel" -q compile -d "$stage/app/translations"
-"${pip[@]}" install --no-deps "$stage"
+# Built by the locked setuptools just installed, not one fetched for the build.
+"${pip[@]}" install --no-deps --no-build-isolation "$stage"
 "${pip[@]}" check
 
 cp "$source_dir/gunicorn.conf.py" "$target/gunicorn.conf.py"

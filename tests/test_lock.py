@@ -86,6 +86,27 @@ def test_a_missing_or_moved_pin_is_a_disagreement() -> None:
     ]
 
 
+def build_requirements() -> list[Requirement]:
+    """pip and setuptools, as requirements/build.in pins them."""
+    lines = (LOCKS / "build.in").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_installer_and_build_backend_are_locked() -> None:
+    problems = disagreements(read_lock("build.txt"), build_requirements())
+    assert not problems, "requirements/build.txt is stale, run `make lock`:\n  " + "\n  ".join(
+        problems
+    )
+
+
+def test_the_wheel_is_built_by_the_locked_setuptools() -> None:
+    """--no-build-isolation builds with the installed setuptools: the one pyproject.toml names."""
+    backend = [Requirement(line) for line in PYPROJECT["build-system"]["requires"]]
+    assert [str(requirement) for requirement in backend] == [
+        str(requirement) for requirement in build_requirements() if requirement.name == "setuptools"
+    ]
+
+
 def test_pyproject_pins_every_requirement_exactly() -> None:
     """The lock test compares versions, so pyproject.toml names one version of each."""
     groups = ["dependencies", *PYPROJECT["project"]["optional-dependencies"]]
@@ -106,7 +127,7 @@ def test_each_lock_keeps_the_versions_of_the_one_below(lower: str, upper: str) -
     assert {name: pair for name, pair in differ.items() if pair[0] != pair[1]} == {}
 
 
-@pytest.mark.parametrize("lock", list(LAYERS))
+@pytest.mark.parametrize("lock", [*LAYERS, "build.txt"])
 def test_every_locked_package_has_hashes(lock: str) -> None:
     """pip's --require-hashes refuses a lock with one unhashed entry; say which."""
     entries = re.split(r"\n(?=[A-Za-z0-9])", (LOCKS / lock).read_text())
