@@ -10,6 +10,8 @@ import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
@@ -69,3 +71,18 @@ def test_the_build_context_holds_what_the_build_script_copies() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert [name for name in needed if any(fnmatch(name, pattern) for pattern in ignored)] == []
+
+
+def test_compose_migrates_before_serving_and_waits_for_healthy_services() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    assert services["migrate"]["command"] == ["flask", "db", "upgrade"]
+    assert services["web"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert all("healthcheck" in services[name] for name in ("db", "redis"))
+    # Both run the image the Dockerfile builds, configured for production.
+    for name in ("migrate", "web"):
+        assert services[name]["build"] == "."
+        assert services[name]["environment"]["APP_ENV"] == "production"
