@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build what production runs into DIR:
 #   DIR/venv              a fresh virtual environment: the locked runtime dependencies
-#                         (requirements/build.txt and runtime.txt, hashes checked), the app's wheel
-#                         with its catalogues compiled; no -e, no development tools
+#                         (requirements/build.txt and runtime.txt, hashes checked) and the
+#                         app's wheel with its catalogues compiled; no -e, no dev tools
 #   DIR/gunicorn.conf.py  gunicorn's settings (read from the environment at start)
 # Serve it from any directory with `DIR/venv/bin/gunicorn -c DIR/gunicorn.conf.py`.
 # The Dockerfile runs this script, and tests/test_production_install.py runs it and serves
