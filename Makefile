@@ -6,15 +6,34 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
 .PHONY: install run test lint typecheck imports markers pytest services translations fmt docs clean messages \
-	bench bench-scale bench-faults bench-profile
+	lock production bench bench-scale bench-faults bench-profile
 
-$(BIN)/.installed: pyproject.toml
+# Exactly the versions in the lock (requirements/build.txt and dev.txt, hashed), then the
+# project itself, built by the locked setuptools.
+$(BIN)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed translations
+
+## Re-resolve the lock from pyproject.toml: production, then dev and bench on top of it with the
+## same versions of everything they share. Keeps what is locked unless LOCK_ARGS=--upgrade.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --quiet \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile requirements/build.in --universal --generate-hashes --quiet \
+		--custom-compile-command "make lock" $(LOCK_ARGS) -o requirements/build.txt
+	$(UV_COMPILE) -o requirements/runtime.txt
+	$(UV_COMPILE) --extra dev -c requirements/runtime.txt -o requirements/dev.txt
+	$(UV_COMPILE) --extra dev --extra bench -c requirements/dev.txt -o requirements/bench.txt
+
+## What production runs, built into PRODUCTION_DIR (see the README's Deploy section).
+PRODUCTION_DIR ?= build/production
+production:
+	bash scripts/build-production.sh $(PRODUCTION_DIR)
 
 ## Compile the message catalogues (the .mo files are build output, not committed).
 translations: $(BIN)/.installed
@@ -68,8 +87,8 @@ messages: $(BIN)/.installed
 		-o app/translations/messages.pot .
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations
 
-$(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+$(BIN)/.bench-installed: $(BIN)/.installed requirements/bench.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/bench.txt
 	touch $@
 
 ## Throughput and latency of each scenario against the floor (docs/performance.md).

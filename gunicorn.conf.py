@@ -1,4 +1,7 @@
-"""gunicorn's settings for production, each read from the environment (``gunicorn wsgi:app``).
+"""gunicorn's settings for production, each read from the environment.
+
+``gunicorn -c gunicorn.conf.py`` serves the installed package (``app:create_app()``) from any
+directory; ``scripts/build-production.sh`` puts this file beside the environment it builds.
 
 gthread workers: idle keep-alive connections wait in each worker's poller, and a client that
 sends its request slowly holds a thread for at most five seconds. In production a buffering
@@ -13,6 +16,9 @@ a database far away, or Redis out of reach, when each write waits up to 0.6 s.
 """
 
 import os
+
+# The factory, so an installed copy needs no wsgi.py; an app named on the command line wins.
+wsgi_app = "app:create_app()"
 
 # Behind the reverse proxy on the same host; a container sets GUNICORN_BIND=0.0.0.0:8000.
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
@@ -34,6 +40,16 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1" if _
 # "-" is standard output; an empty value turns the access log off.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
+# The combined format, the time taken, and the X-Request-ID the app answers with, which its
+# own log lines and problem documents carry too: one id finds every line of a request.
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms '
+    "request_id=%({x-request-id}o)s"
+)
+
+# Workers touch a heartbeat file every second; on a container's overlay file system that
+# write can stall a worker long enough to be killed, so the Dockerfile points it at tmpfs.
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
 
 # gunicorn's control socket lives at one path per user, so a second gunicorn on the host
 # (another app, a benchmark) would take it over; nothing here uses it.

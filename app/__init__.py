@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, url_for
@@ -12,10 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import INSTANCE_DIR, build_config
+from app.config import INSTANCE_DIR, RESOURCES_DIR, build_config
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -23,8 +20,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=str(INSTANCE_DIR),
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(RESOURCES_DIR / "templates"),
+        static_folder=str(RESOURCES_DIR / "static"),
     )
     app.config.from_mapping(build_config(config))
     trust_proxies(app)
@@ -70,7 +67,7 @@ def register_extensions(app: Flask) -> None:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     db.init_app(app)
     database.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(RESOURCES_DIR / "migrations"))
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     # First of all: limits bodies before CSRFProtect, or anything else, parses one.

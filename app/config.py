@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: An installed wheel carries templates/, static/ and migrations/ inside the package
+#: (pyproject.toml maps them there); a checkout keeps them beside it.
+INSTALLED = (PACKAGE_DIR / "templates").is_dir()
+RESOURCES_DIR = PACKAGE_DIR if INSTALLED else PACKAGE_DIR.parent
+#: Where a development setup keeps its SQLite file and secret key: beside the checkout, or
+#: where Flask puts an installed package's instance folder, never inside site-packages.
+INSTANCE_DIR = (
+    Path(sys.prefix) / "var" / "app-instance" if INSTALLED else PACKAGE_DIR.parent / "instance"
+)
 
 #: The body limit of every request but the imports: a settings body is tiny.
 MAX_BODY_BYTES = 16 * 1024

@@ -52,7 +52,7 @@ def run_database_url() -> str:
     global _run_database_url
     if _run_database_url is None:
         try:
-            _run_database_url = _create_run_database()
+            _run_database_url = create_database("test_run")
         except sa.exc.OperationalError as exc:
             _services_missing(f"PostgreSQL at {TEST_SERVER_URL}: {exc.orig}")
     assert _run_database_url is not None
@@ -63,8 +63,9 @@ def _server_engine() -> sa.Engine:
     return sa.create_engine(TEST_SERVER_URL, isolation_level="AUTOCOMMIT")
 
 
-def _create_run_database() -> str:
-    name = f"test_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def create_database(purpose: str) -> str:
+    """A new, empty database on ``TEST_SERVER_URL`` named after ``purpose``; its URL."""
+    name = f"{purpose}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     engine = _server_engine()
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -72,15 +73,19 @@ def _create_run_database() -> str:
     return sa.make_url(TEST_SERVER_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop this run's database, if a test made one."""
-    if _run_database_url is None:
-        return
-    name = sa.make_url(_run_database_url).database
+def drop_database(url: str) -> None:
+    """Drop a database ``create_database`` made, even with connections still open."""
+    name = sa.make_url(url).database
     engine = _server_engine()
     with engine.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     engine.dispose()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Drop this run's database, if a test made one."""
+    if _run_database_url is not None:
+        drop_database(_run_database_url)
 
 
 def database_url(backend: str, tmp_path: Any) -> str:
