@@ -191,40 +191,36 @@ def gunicorn(
     name: str,
     target: str,
     env: dict[str, str],
-    workers: int = 2,
+    workers: int | None = None,
     timeout: int = 30,
     *,
-    worker_class: str = "sync",
-    threads: int = 1,
+    worker_class: str | None = None,
+    threads: int | None = None,
 ) -> Iterator[Server]:
-    """Serve ``target`` (``wsgi:app``) on a free port; sync workers unless told otherwise.
+    """Serve ``target`` (``wsgi:app``) on a free port, as ``gunicorn.conf.py`` serves production.
 
-    The servers' logs go to ``bench/results/<name>.log`` rather than the report.
+    Workers, worker class and threads are the production defaults unless given. The servers'
+    logs (access log included) go to ``bench/results/<name>.log`` rather than the report.
     """
     port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_file = (LOG_DIR / f"{name}.log").open("wb")
+    overrides = {"--workers": workers, "--worker-class": worker_class, "--threads": threads}
+    command = [str(VENV_BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py")]
+    for flag, value in overrides.items():
+        if value is not None:
+            command += [flag, str(value)]
+    command += [
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        str(timeout),
+        "--log-level",
+        "warning",
+        target,
+    ]
     process = subprocess.Popen(
-        [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            str(workers),
-            "--worker-class",
-            worker_class,
-            "--threads",
-            str(threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            str(timeout),
-            "--log-level",
-            "warning",
-            target,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
     server = Server(name, port, process)
     try:

@@ -201,9 +201,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
-    parser.add_argument("--worker-threads", type=int, default=1, help="gunicorn --threads")
+    # Unless given, each server runs as gunicorn.conf.py runs production.
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--worker-class", default=None, help="gunicorn worker class")
+    parser.add_argument("--worker-threads", type=int, default=None, help="gunicorn --threads")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
@@ -399,8 +400,10 @@ def render(
 ) -> str:
     """The Markdown table of the run."""
     lines = [
-        f"users: {args.users:,}; gunicorn {args.worker_class} workers: {args.workers} "
-        f"(threads {args.worker_threads}); wrk: {args.threads} threads, {args.connections} "
+        f"users: {args.users:,}; gunicorn as gunicorn.conf.py serves production, with "
+        f"workers {args.workers or 'default'}, worker class {args.worker_class or 'default'}, "
+        f"threads {args.worker_threads or 'default'}; wrk: {args.threads} threads, "
+        f"{args.connections} "
         f"connections; {args.rounds} x {args.seconds:.0f} s per server per scenario, "
         "interleaved; medians",
         "",
