@@ -14,36 +14,26 @@ from app.text import gettext
 #: Methods that change nothing, so need no proof of where they came from.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
-_POLICY = {
-    "default-src": "'self'",
-    "script-src": "'self'",
-    "style-src": "'self'",
-    "img-src": "'self' data:",
-    "font-src": "'self'",
-    "connect-src": "'self'",
-    "object-src": "'none'",
-    "base-uri": "'self'",
-    "form-action": "'self'",
-    "frame-ancestors": "'none'",
-}
-CONTENT_SECURITY_POLICY = "; ".join(f"{name} {value}" for name, value in _POLICY.items())
-#: The API reference page (Redoc) styles its components with inline styles and searches in
-#: a blob: worker. It shows no user data and has no form, so only it gets these two.
-DOCS_CONTENT_SECURITY_POLICY = "; ".join(
-    f"{name} {value}"
-    for name, value in {
-        **_POLICY,
-        "style-src": "'self' 'unsafe-inline'",
-        "worker-src": "'self' blob:",
-    }.items()
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
 )
-#: Pages whose policy is not the app-wide one, by endpoint.
-PAGE_POLICIES = {"api.docs": DOCS_CONTENT_SECURITY_POLICY}
 
 
 def init_app(app: Flask) -> None:
     """Register the origin check and the header hook on ``app``."""
     headers = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
         ("X-Frame-Options", "DENY"),
@@ -79,9 +69,6 @@ def check_origin() -> ResponseReturnValue | None:
 def add_security_headers(headers: tuple[tuple[str, str], ...], response: Response) -> Response:
     """The security headers, private caching for what names a user, relative redirects."""
     response.headers.extend(headers)
-    response.headers["Content-Security-Policy"] = PAGE_POLICIES.get(
-        request.endpoint or "", CONTENT_SECURITY_POLICY
-    )
     if request.endpoint != "static" or response.status_code >= 400:
         # Pages carry a user's data and a CSRF token, and so do error pages, wherever they
         # are: no shared cache may keep them. Views that support revalidation (the

@@ -159,8 +159,7 @@ def get_openapi() -> ResponseReturnValue:
 
 @bp.get("/docs")
 def docs() -> ResponseReturnValue:
-    """The API reference, rendered in the browser from the OpenAPI document by Redoc."""
-    # Its own Content-Security-Policy comes from app.security, which knows this page.
+    """The API reference, rendered in the browser from the OpenAPI document by Swagger UI."""
     return render_template("api/docs.html")
 
 

@@ -1,5 +1,5 @@
-// What the dashboard's scripts share besides the API: the events sync.js and the settings
-// page fire on `document`, and htmx. Written by hand (api.d.ts is generated); checked with
+// What the pages' scripts share besides the API: the events sync.js and the settings page
+// fire on `document`, htmx and Swagger UI. Written by hand (api.d.ts is generated); checked with
 // the scripts by `make typecheck-js` (jsconfig.json).
 
 import type { components } from "./api";
@@ -42,6 +42,8 @@ declare global {
   }
 
   interface Window {
+    /** Vendored Swagger UI, on the API reference page. */
+    SwaggerUIBundle?: (config: Record<string, unknown>) => unknown;
     /** Vendored htmx, when the page loaded it. */
     htmx?: {
       ajax(verb: string, path: string, context: Record<string, unknown>): Promise<void>;
