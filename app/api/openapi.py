@@ -17,6 +17,7 @@ from app.api import contract
 from app.api.openapi_schemas import PROBLEM_REF, VALIDATION_PROBLEM_REF, ref, schemas
 from app.http.args import CURSOR_PATTERN, FLAG_VALUES
 from app.http.problems import MEDIA_TYPE
+from app.logs import VALID_REQUEST_ID
 from app.preferences import history, transfer
 
 OPENAPI_VERSION = "3.1.0"
@@ -86,6 +87,14 @@ def _components() -> dict[str, Any]:
                 "schema": string,
                 "description": 'Version of the settings: `"<user id>.<version>.<schema>"`.',
             },
+            "RequestId": {
+                "required": True,
+                "schema": {"type": "string", "pattern": f"^{VALID_REQUEST_ID.pattern}$"},
+                "description": (
+                    "The request's id: the X-Request-ID it was sent with when that matches "
+                    "the pattern, else a new one. The server's log lines carry it too."
+                ),
+            },
             "CacheControl": {
                 "required": True,
                 "schema": {"type": "string", "const": contract.SETTINGS_CACHE_CONTROL},
@@ -98,18 +107,20 @@ def _components() -> dict[str, Any]:
 
 
 def _problem(description: str, schema_ref: str = PROBLEM_REF) -> dict[str, Any]:
-    return {"description": description, "content": {MEDIA_TYPE: {"schema": {"$ref": schema_ref}}}}
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": ref("headers/RequestId")},
+        "content": {MEDIA_TYPE: {"schema": {"$ref": schema_ref}}},
+    }
 
 
 def _responses() -> dict[str, Any]:
     """The reusable responses: every error, and the settings with their headers."""
     responses = {status: _problem(*described) for status, described in error_descriptions().items()}
-    responses["429"]["headers"] = {
-        "Retry-After": {
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1},
-            "description": "Seconds to wait before writing again.",
-        }
+    responses["429"]["headers"]["Retry-After"] = {
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Seconds to wait before writing again.",
     }
     return {
         **responses,

@@ -432,6 +432,7 @@ export interface components {
         /** @description The body is not valid JSON. */
         400: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -441,6 +442,7 @@ export interface components {
         /** @description No valid session cookie was sent. */
         401: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -450,6 +452,7 @@ export interface components {
         /** @description The X-CSRFToken header is missing or wrong. */
         403: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -459,6 +462,7 @@ export interface components {
         /** @description If-Match does not match the current ETag; nothing was changed. */
         412: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -468,6 +472,7 @@ export interface components {
         /** @description The body is over 16 KiB. */
         413: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -477,6 +482,7 @@ export interface components {
         /** @description The body is not sent as JSON. */
         415: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -486,6 +492,7 @@ export interface components {
         /** @description An unknown key or a bad value; nothing was saved. */
         422: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -497,6 +504,7 @@ export interface components {
             headers: {
                 /** @description Seconds to wait before writing again. */
                 "Retry-After": number;
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -506,6 +514,7 @@ export interface components {
         /** @description Something went wrong on the server. */
         500: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -515,6 +524,7 @@ export interface components {
         /** @description The database is briefly unavailable. */
         503: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -524,6 +534,7 @@ export interface components {
         /** @description A query parameter is not valid. */
         BadQuery: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -533,6 +544,7 @@ export interface components {
         /** @description The document is over 64 KiB. */
         ImportTooLarge: {
             headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -563,6 +575,8 @@ export interface components {
         CacheControl: "private, no-cache";
         /** @description Version of the settings: `"<user id>.<version>.<schema>"`. */
         ETag: string;
+        /** @description The request's id: the X-Request-ID it was sent with when that matches the pattern, else a new one. The server's log lines carry it too. */
+        RequestId: string;
     };
     pathItems: never;
 }
