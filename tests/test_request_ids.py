@@ -166,3 +166,14 @@ app.test_client().get("/healthz", headers={"X-Request-ID": "from-proxy-1"})
     assert by_logger["app.probe"]["request_id"] == "from-proxy-1"
     assert by_logger["app.probe"]["level"] == "WARNING"
     assert by_logger["app.probe"]["message"] == "in request"
+
+
+def test_json_lines_outside_a_request_say_so_and_keep_the_stack() -> None:
+    record = logging.LogRecord("app.cli", logging.INFO, __file__, 1, "done", None, None)
+    record.stack_info = "Stack (most recent call last):\n  here"
+    handler = logs.log_handler(config.JSON_LOGS)
+    assert handler.filter(record)
+    line = json.loads(handler.format(record))
+    assert (line["request_id"], line["level"], line["message"]) == ("-", "INFO", "done")
+    assert line["stack_info"].endswith("here")
+    assert "exc_info" not in line
