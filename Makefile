@@ -4,9 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
+# Redocly CLI reports usage to its vendor unless told not to; CI reaches no such host anyway.
+export REDOCLY_TELEMETRY := off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
 .PHONY: install run test lint typecheck imports markers pytest services translations fmt docs clean messages \
-	lock production bench bench-scale bench-faults bench-profile
+	lock production bench bench-scale bench-faults bench-profile openapi-lint types types-check \
+	typecheck-js
 
 # Exactly the versions in the lock (requirements/build.txt and dev.txt, hashed), then the
 # project itself, built by the locked setuptools.
@@ -17,7 +21,12 @@ $(BIN)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(BIN)/.installed translations
+install: $(BIN)/.installed translations node_modules/.installed
+
+## The npm dev tools (OpenAPI linters, openapi-typescript, tsc), again only when the lock changed.
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## Re-resolve the lock from pyproject.toml: production, then dev and bench on top of it with the
 ## same versions of everything they share. Keeps what is locked unless LOCK_ARGS=--upgrade.
@@ -68,18 +77,40 @@ markers:
 pytest: install services
 	$(BIN)/pytest --cov=app --cov-report=term --cov-fail-under=90
 
-test: install lint typecheck imports markers pytest
+test: install lint typecheck imports markers openapi-lint types-check typecheck-js pytest
+
+## docs/openapi.json under Spectral's OpenAPI rules and Redocly's recommended ones; a warning fails.
+openapi-lint: node_modules/.installed
+	npx --no-install spectral lint --fail-severity=warn --quiet docs/openapi.json
+	npx --no-install redocly lint --format=stylish docs/openapi.json
+
+## The TypeScript declarations for SPA developers, from docs/openapi.json.
+TYPES_COMMAND = npx --no-install openapi-typescript docs/openapi.json --redocly openapi-ts.redocly.yaml
+types: node_modules/.installed
+	$(TYPES_COMMAND) --output static/types/api.d.ts
+
+## Fails when static/types/api.d.ts is not what docs/openapi.json generates.
+types-check: node_modules/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(TYPES_COMMAND) --output "$$tmp/api.d.ts" >/dev/null && \
+		diff -u static/types/api.d.ts "$$tmp/api.d.ts" || \
+		{ echo "types-check: static/types/api.d.ts is out of date: run \`make docs\`" >&2; exit 1; }
+
+## The dashboard's JavaScript against the generated types (JSDoc annotations, jsconfig.json).
+typecheck-js: node_modules/.installed
+	npx --no-install tsc --project jsconfig.json
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Regenerate files derived from the preference registry and the message catalogues.
+## Regenerate files derived from the code: the key reference, the OpenAPI document, its types.
 docs: $(BIN)/.installed
 	$(BIN)/flask preferences docs
+	$(MAKE) --no-print-directory types
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
 
 ## Re-extract translatable strings and merge them into every catalogue.
 messages: $(BIN)/.installed

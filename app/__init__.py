@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_DIR, RESOURCES_DIR, build_config
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
+from app.logs import RequestIdMiddleware, log_handler
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -26,6 +27,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(build_config(config))
     trust_proxies(app)
     configure_logging(app)
+    # Outermost, so that every response carries the id, whatever answered it.
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)
     register_extensions(app)
     register_blueprints(app)
     register_hooks(app)
@@ -47,11 +50,15 @@ def trust_proxies(app: Flask) -> None:
 
 
 def configure_logging(app: Flask) -> None:
-    """Send the app's warnings to stderr under gunicorn and ``flask run`` alike."""
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    """Send the app's warnings to stderr under gunicorn and ``flask run`` alike.
+
+    Each line names its request (``app.logs``); ``LOG_FORMAT=json`` makes it a JSON object.
+    A process that set up logging already (a test runner, an embedding app) keeps its own.
+    """
+    root = logging.getLogger()
+    if not app.debug and not root.handlers:
+        root.addHandler(log_handler(app.config["LOG_FORMAT"]))
+        root.setLevel(logging.INFO)
 
 
 def register_extensions(app: Flask) -> None:

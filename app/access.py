@@ -8,8 +8,11 @@ from flask_login import current_user
 
 from app.extensions import login_manager
 
-#: Endpoints anyone may reach; everything else needs a signed-in user.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.register", "health.healthz", "static"})
+#: Endpoints anyone may reach; everything else needs a signed-in user. The API's own
+#: description and its reference page are public, so code generators need no account.
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "auth.register", "health.healthz", "static", "api.get_openapi", "api.docs"}
+)
 
 
 def is_public() -> bool:

@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from app.api import openapi
 from app.auth import passwords
 from app.auth import service as auth
 from app.extensions import db
@@ -19,6 +20,7 @@ from app.preferences import account, history, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFERENCES_DOC = ROOT / "docs" / "preferences.md"
+OPENAPI_DOC = ROOT / "docs" / "openapi.json"
 
 user_cli = AppGroup("user", help="Manage user accounts.")
 preferences_cli = AppGroup("preferences", help="Preference registry tools.")
@@ -103,21 +105,36 @@ def demo_user(email: str | None) -> None:
 
 
 @preferences_cli.command("docs")
-@click.option("--check", is_flag=True, help="Fail if the committed file is out of date.")
+@click.option("--check", is_flag=True, help="Fail if a committed file is out of date.")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=PREFERENCES_DOC, show_default=True
 )
-def preferences_docs(check: bool, output: Path) -> None:
-    """Write the preference key reference generated from the registry."""
-    text = schema.markdown_reference()
+@click.option(
+    "--openapi-output",
+    type=click.Path(path_type=Path),
+    default=OPENAPI_DOC,
+    show_default=True,
+    help="Where the OpenAPI document goes.",
+)
+def preferences_docs(check: bool, output: Path, openapi_output: Path) -> None:
+    """Write the key reference and the OpenAPI document, both generated from the code."""
+    generated = {output: schema.markdown_reference(), openapi_output: openapi.serialised()}
     if check:
-        if not output.exists() or output.read_text() != text:
-            raise click.ClickException(f"{output} is out of date: run `flask preferences docs`.")
-        click.echo(f"{output} is up to date.")
+        stale = [str(path) for path, text in generated.items() if _differs(path, text)]
+        if stale:
+            raise click.ClickException(
+                f"{', '.join(stale)} out of date: run `make docs` (`flask preferences docs`)."
+            )
+        click.echo(f"{', '.join(map(str, generated))} up to date.")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    click.echo(f"Wrote {output}.")
+    for path, text in generated.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"Wrote {path}.")
+
+
+def _differs(path: Path, text: str) -> bool:
+    return not path.exists() or path.read_text() != text
 
 
 @preferences_cli.command("prune-history")

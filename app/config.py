@@ -26,6 +26,9 @@ INSTANCE_DIR = (
 MAX_BODY_BYTES = 16 * 1024
 #: Writes of one user's settings allowed unless ``RATELIMIT_WRITES`` says otherwise.
 DEFAULT_WRITE_LIMIT = "30 per 10 seconds; 1000 per hour"
+#: ``LOG_FORMAT`` values: readable lines, or one JSON object per line for log collectors.
+TEXT_LOGS = "text"
+JSON_LOGS = "json"
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -222,6 +225,9 @@ class Config:
     # older ones (run it daily from cron or a scheduler).
     HISTORY_RETENTION_DAYS: int = int(os.environ.get("HISTORY_RETENTION_DAYS", "365"))
 
+    # How the app's log lines look on stderr: "text", or "json" for one object per line.
+    LOG_FORMAT: str = os.environ.get("LOG_FORMAT", TEXT_LOGS).strip().lower()
+
     DEMO_USER_EMAIL: str = "demo@example.com"
     # How often an open dashboard or settings page asks whether another device changed
     # something; an unchanged answer is a 304.
@@ -248,6 +254,10 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     elif not values["SECRET_KEY"]:
         values["SECRET_KEY"] = development_secret_key()
 
+    if values["LOG_FORMAT"] not in (TEXT_LOGS, JSON_LOGS):
+        raise RuntimeError(
+            f"LOG_FORMAT must be {TEXT_LOGS!r} or {JSON_LOGS!r}, not {values['LOG_FORMAT']!r}."
+        )
     values["SQLALCHEMY_DATABASE_URI"] = database_url(values["SQLALCHEMY_DATABASE_URI"])
     configure_cache(values)
     return values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -13,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app import config, create_app
+from app import config, create_app, security
 from app.api import contract, openapi
 from app.extensions import db
 from app.http.problems import MEDIA_TYPE
@@ -623,7 +624,6 @@ def test_write_without_valid_csrf_token_is_403(
     [
         ("get", URL, None),
         ("get", "/api/user/settings/schema", None),
-        ("get", "/api/openapi.json", None),
         *WRITES,
     ],
 )
@@ -761,12 +761,13 @@ def test_openapi_document_describes_every_api_route(app: Flask, signed_in: Flask
     assert response.status_code == 200
     document = response.get_json()
     assert document["openapi"].startswith("3.1")
-    assert document["servers"] == [{"url": "/api"}]
+    assert [server["url"] for server in document["servers"]] == ["/api"]
 
     routes = {
         (rule.rule.removeprefix("/api"), method.lower(), rule.endpoint)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("api.")
+        # The reference page is HTML for people, not an operation of the API.
+        if rule.endpoint.startswith("api.") and rule.endpoint != "api.docs"
         for method in rule.methods or ()
         if method not in {"HEAD", "OPTIONS"}
     }
@@ -789,10 +790,14 @@ def test_openapi_document_describes_every_api_route(app: Flask, signed_in: Flask
     }
 
     components = document["components"]
+    tags = {tag["name"] for tag in document["tags"]}
     for path, item in document["paths"].items():
         for method, operation in item.items():
+            assert operation["description"] and operation["summary"], (path, method)
+            assert set(operation["tags"]) <= tags, (path, method)
             responses = operation["responses"]
-            assert "401" in responses and "500" in responses, (path, method)
+            public = operation.get("security") == []
+            assert ("401" in responses) is not public and "500" in responses, (path, method)
             for status, ref in responses.items():
                 if status.startswith(("4", "5")):
                     name = ref["$ref"].rsplit("/", 1)[1]
@@ -862,3 +867,53 @@ def test_openapi_document_follows_the_constants_the_code_enforces(
     assert (limit["maximum"], limit["default"]) == (250, 25)
     cache_control = document["components"]["headers"]["CacheControl"]["schema"]
     assert cache_control["const"] == "private, max-age=0"
+
+
+COMMITTED_OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+
+
+def test_committed_openapi_document_is_the_one_served(client: FlaskClient) -> None:
+    """docs/openapi.json is what generated clients build from; it must not drift."""
+    served = client.get("/api/openapi.json")
+    assert served.status_code == 200, "the document is public"
+    assert served.get_json() == json.loads(COMMITTED_OPENAPI.read_text()), (
+        "docs/openapi.json is out of date: run `make docs`"
+    )
+    assert COMMITTED_OPENAPI.read_text() == openapi.serialised()
+
+
+@pytest.mark.parametrize("locale", ["de", "ja"])
+def test_openapi_document_is_english_whoever_asks(
+    signed_in: FlaskClient, headers: dict[str, str], locale: str
+) -> None:
+    assert signed_in.put(URL, json={"locale": locale}, headers=headers).status_code == 200
+    assert 'lang="' + locale in signed_in.get("/settings").get_data(as_text=True)
+    document = signed_in.get("/api/openapi.json", headers={"Accept-Language": locale})
+    assert document.get_json() == json.loads(COMMITTED_OPENAPI.read_text())
+    theme = document.get_json()["components"]["schemas"]["Settings"]["properties"]["theme"]
+    assert theme["title"] == "Theme"
+
+
+def test_openapi_document_lists_the_pinned_zones_not_the_hosts() -> None:
+    from app.preferences.zones import time_zones
+
+    zones = openapi.document()["components"]["schemas"]["TimeZone"]["enum"]
+    assert zones == list(time_zones())
+    # pytz's list, not the host's zone files: these differ between distributions.
+    assert "Factory" not in zones and "localtime" not in zones
+
+
+def test_api_reference_page_is_public_under_the_app_wide_policy(client: FlaskClient) -> None:
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'data-spec-url="/api/openapi.json"' in html
+    assets = [
+        part.split('"', 1)[0] for part in html.split(' src="')[1:] + html.split(' href="')[1:]
+    ]
+    for asset in [path for path in assets if path.startswith("/static/")]:
+        with client.get(asset) as served:
+            assert served.status_code == 200, asset
+    # Swagger UI needs no exception: no inline script or style, nothing from elsewhere.
+    assert response.headers["Content-Security-Policy"] == security.CONTENT_SECURITY_POLICY
+    assert "<script>" not in html and "style=" not in html

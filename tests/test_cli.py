@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
+from app.api import openapi
 from app.extensions import db
 from app.models import User
 from app.preferences import schema
@@ -67,9 +69,21 @@ def test_deactivate_and_activate(runner: FlaskCliRunner, client, user: int) -> N
 
 def test_preferences_docs_writes_and_checks(runner: FlaskCliRunner, tmp_path: Path) -> None:
     output = tmp_path / "preferences.md"
-    result = runner.invoke(args=["preferences", "docs", "--check", "--output", str(output)])
+    document = tmp_path / "openapi.json"
+    paths = ["--output", str(output), "--openapi-output", str(document)]
+    result = runner.invoke(args=["preferences", "docs", "--check", *paths])
     assert result.exit_code == 1 and "out of date" in result.output
-    assert runner.invoke(args=["preferences", "docs", "--output", str(output)]).exit_code == 0
+    assert str(document) in result.output
+    assert runner.invoke(args=["preferences", "docs", *paths]).exit_code == 0
     assert output.read_text() == schema.markdown_reference()
-    result = runner.invoke(args=["preferences", "docs", "--check", "--output", str(output)])
+    assert json.loads(document.read_text()) == openapi.document()
+    assert document.read_text().endswith("}\n")
+    result = runner.invoke(args=["preferences", "docs", "--check", *paths])
     assert result.exit_code == 0 and "up to date" in result.output
+    document.write_text(document.read_text().replace("MIT", "GPL"))
+    result = runner.invoke(args=["preferences", "docs", "--check", *paths])
+    assert (
+        result.exit_code == 1
+        and str(document) in result.output
+        and str(output) not in result.output
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.logs import VALID_REQUEST_ID
 from app.preferences import schema
 from app.preferences.history import SOURCES
 from app.preferences.registry import BY_KEY, GROUPS, PREFERENCES
@@ -137,8 +138,16 @@ def _problem_schemas() -> dict[str, Any]:
                 "title": {"type": "string"},
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
                 "detail": {"type": "string"},
+                "request_id": {
+                    "type": "string",
+                    "pattern": f"^{VALID_REQUEST_ID.pattern}$",
+                    "description": (
+                        "The request's id, as in its X-Request-ID response header and in the "
+                        "server's log lines; quote it when reporting the problem."
+                    ),
+                },
             },
-            "required": ["type", "title", "status", "detail"],
+            "required": ["type", "title", "status", "detail", "request_id"],
         },
         "ValidationProblem": {
             "allOf": [

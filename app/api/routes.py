@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -153,8 +153,14 @@ def get_schema() -> ResponseReturnValue:
 
 @bp.get("/openapi.json")
 def get_openapi() -> ResponseReturnValue:
-    """The OpenAPI 3.1 document of this API."""
+    """The OpenAPI 3.1 document of this API: public, English, the same on every host."""
     return jsonify(openapi.document())
+
+
+@bp.get("/docs")
+def docs() -> ResponseReturnValue:
+    """The API reference, rendered in the browser from the OpenAPI document by Swagger UI."""
+    return render_template("api/docs.html")
 
 
 def _settings_response(settings: Settings) -> Response:

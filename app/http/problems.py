@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.http.args import BadArgument
 from app.http.json_body import BadBody
+from app.logs import current_request_id
 from app.preferences import validation, writes
 from app.preferences.snapshot import UserNotFound
 from app.text import gettext
@@ -35,6 +36,8 @@ def problem(
 
     :param slug: names the problem type (``validation``); the HTTP reason phrase by default.
     :param errors: for validation problems, messages by dotted key.
+
+    ``request_id`` names the request, so a report of the problem leads to its log lines.
     """
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
@@ -42,6 +45,7 @@ def problem(
         "title": phrase,
         "status": status,
         "detail": detail,
+        "request_id": current_request_id(),
         **extra,
     }
     if errors is not None:

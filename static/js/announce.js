@@ -3,6 +3,7 @@
 const REPEAT_DELAY_MS = 50;
 const AFTER_LOAD_MS = 400;
 
+/** @param {string} message */
 export function announce(message) {
   const region = document.getElementById("live-region");
   if (!region || !message) return;
@@ -15,7 +16,7 @@ export function announce(message) {
 // there when the page loads, so screen readers never hear it: say it again once loaded.
 export function announceFlashes() {
   const messages = Array.from(document.querySelectorAll(".flashes .flash"))
-    .map((element) => element.textContent.trim())
+    .map((element) => /** @type {string} */ (element.textContent).trim())
     .filter(Boolean);
   if (messages.length) window.setTimeout(() => announce(messages.join(" ")), AFTER_LOAD_MS);
 }

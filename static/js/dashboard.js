@@ -10,9 +10,16 @@ import * as api from "./api.js";
 import * as sync from "./sync.js";
 import { applyTheme } from "./theme.js";
 
+/** @typedef {import("./api.js").Settings} Settings */
+/** @typedef {import("./api.js").ApiError} ApiError */
+
 const NOTICE_MS = 6000;
 
 // What the page is doing, in one place.
+/**
+ * @type {{ loadedOnce: boolean, saving: boolean, desired: string | null, inConflict: boolean,
+ *   noticeTimer: number | undefined }}
+ */
 const state = {
   loadedOnce: false,
   saving: false,
@@ -20,10 +27,33 @@ const state = {
   desired: null,
   // A 412 is being resolved: the reload it causes is not "changed on another device".
   inConflict: false,
-  noticeTimer: null,
+  noticeTimer: undefined,
 };
 
-let ui = null;
+/**
+ * The page's elements; all of them are rendered with the dashboard.
+ * @typedef {object} Ui
+ * @property {HTMLElement} root
+ * @property {Record<string, Record<string, string>>} labels
+ * @property {DocumentFragment} messages
+ * @property {HTMLElement} statusBox
+ * @property {HTMLElement} statusText
+ * @property {HTMLElement} errorBox
+ * @property {HTMLElement} errorTitle
+ * @property {HTMLElement} errorDetail
+ * @property {HTMLButtonElement} retryButton
+ * @property {HTMLElement} signedOut
+ * @property {HTMLElement} picker
+ * @property {HTMLElement} systemHint
+ * @property {HTMLElement} notice
+ * @property {HTMLElement} summary
+ * @property {HTMLTimeElement} updatedAt
+ * @property {HTMLTimeElement} lastChecked
+ * @property {MediaQueryList} prefersDark
+ */
+
+/** @type {Ui} */
+let ui;
 
 const root = document.getElementById("dashboard");
 if (root) {
@@ -33,8 +63,13 @@ if (root) {
   start();
 }
 
+/**
+ * @param {HTMLElement} dashboard
+ * @returns {Ui}
+ */
 function elements(dashboard) {
-  const $ = (id) => document.getElementById(id);
+  // Typed by Ui: the template renders every one of these ids with the dashboard.
+  const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   return {
     root: dashboard,
     labels: JSON.parse(dashboard.dataset.labels || "{}"),
@@ -58,17 +93,30 @@ function elements(dashboard) {
 
 // --- words ---------------------------------------------------------------------------
 
+/**
+ * @param {string} key
+ * @param {Record<string, string>} [values]
+ */
 function text(key, values = {}) {
   const element = ui.messages.querySelector(`[data-message="${key}"]`);
-  let result = element ? element.textContent.trim() : key;
+  let result = element ? /** @type {string} */ (element.textContent).trim() : key;
   for (const [name, value] of Object.entries(values)) result = result.replace(`{${name}}`, value);
   return result;
 }
 
+/**
+ * @param {string} key
+ * @param {unknown} value
+ */
 function label(key, value) {
-  return (ui.labels[key] && ui.labels[key][value]) || String(value);
+  return (ui.labels[key] && ui.labels[key][/** @type {string} */ (value)]) || String(value);
 }
 
+/**
+ * @param {string} message
+ * @param {"success" | "info" | "error"} kind
+ * @param {{ transient?: boolean }} [options]
+ */
 function showNotice(message, kind, { transient = false } = {}) {
   window.clearTimeout(state.noticeTimer);
   ui.notice.textContent = message;
@@ -87,31 +135,48 @@ function clearNotice() {
 // --- drawing the settings ------------------------------------------------------------
 
 // A dotted key's value in the API's document, where groups nest.
+/**
+ * @param {Settings} settings
+ * @param {string} key
+ * @returns {unknown}
+ */
 function valueOf(settings, key) {
-  return key.split(".").reduce((node, part) => (node == null ? undefined : node[part]), settings);
+  return key
+    .split(".")
+    .reduce((/** @type {any} */ node, part) => (node == null ? undefined : node[part]), settings);
 }
 
+/** @param {HTMLElement} cell */
 function highlight(cell) {
-  const row = cell.closest(".summary__row");
+  const row = /** @type {HTMLElement} */ (cell.closest(".summary__row"));
   row.classList.remove("is-updated");
   void row.offsetWidth; // restart the highlight animation
   row.classList.add("is-updated");
 }
 
+/**
+ * @param {HTMLElement} cell
+ * @param {unknown} value
+ */
 function drawValue(cell, value) {
   if (cell.dataset.kind === "boolean") {
-    const badge = cell.querySelector(".toggle-badge");
+    const badge = /** @type {HTMLElement} */ (cell.querySelector(".toggle-badge"));
     badge.dataset.on = String(Boolean(value));
     badge.textContent = text(value ? "on" : "off");
   } else {
-    const shown = label(cell.dataset.key, value);
+    const shown = label(/** @type {string} */ (cell.dataset.key), value);
     if (cell.textContent !== shown) cell.textContent = shown;
   }
 }
 
 // In the user's language and time zone, as the server renders "last saved".
+/**
+ * @param {Date} moment
+ * @param {{ date?: boolean }} [options]
+ */
 function formatMoment(moment, { date = true } = {}) {
   const { settings } = sync.getState();
+  /** @type {Intl.DateTimeFormatOptions} */
   const options = { timeStyle: "medium", timeZone: settings ? settings.timezone : undefined };
   if (date) options.dateStyle = "medium";
   try {
@@ -121,6 +186,7 @@ function formatMoment(moment, { date = true } = {}) {
   }
 }
 
+/** @param {Settings} settings */
 function drawUpdatedAt(settings) {
   const iso = settings.updated_at || "";
   if (ui.updatedAt.getAttribute("datetime") === iso) return;
@@ -128,10 +194,17 @@ function drawUpdatedAt(settings) {
   ui.updatedAt.textContent = iso ? formatMoment(new Date(iso)) : text("never");
 }
 
+/**
+ * @param {Settings} settings
+ * @param {string[]} [changed]
+ */
 function render(settings, changed = []) {
-  for (const cell of ui.summary.querySelectorAll("[data-key]")) {
-    drawValue(cell, valueOf(settings, cell.dataset.key));
-    if (changed.includes(cell.dataset.key)) highlight(cell);
+  /** @type {NodeListOf<HTMLElement>} */
+  const cells = ui.summary.querySelectorAll("[data-key]");
+  for (const cell of cells) {
+    const key = /** @type {string} */ (cell.dataset.key);
+    drawValue(cell, valueOf(settings, key));
+    if (changed.includes(key)) highlight(cell);
   }
   drawUpdatedAt(settings);
   if (!state.saving) setControl(settings.theme);
@@ -139,13 +212,16 @@ function render(settings, changed = []) {
 
 // --- the theme control -----------------------------------------------------------------
 
+/** @param {string} theme */
 function setControl(theme) {
+  /** @type {HTMLInputElement | null} */
   const input = ui.picker.querySelector(`input[value="${theme}"]`);
   if (input) input.checked = true;
   updateSystemHint();
 }
 
 function chosenTheme() {
+  /** @type {HTMLInputElement | null} */
   const input = ui.picker.querySelector("input:checked");
   return input ? input.value : null;
 }
@@ -156,11 +232,13 @@ function updateSystemHint() {
   if (isSystem) ui.systemHint.textContent = text(ui.prefersDark.matches ? "system-dark" : "system-light");
 }
 
+/** @returns {string} */
 function confirmedTheme() {
   const { settings } = sync.getState();
-  return settings ? settings.theme : document.documentElement.dataset.theme;
+  return settings ? settings.theme : /** @type {string} */ (document.documentElement.dataset.theme);
 }
 
+/** @param {string} theme */
 function revertTo(theme) {
   setControl(theme);
   applyTheme(theme);
@@ -177,12 +255,13 @@ async function saveLatest() {
       saved = wanted;
       continue;
     }
-    const result = await api.patchSettings({ theme: wanted });
+    const result = await api.patchSettings({ theme: /** @type {Settings["theme"]} */ (wanted) });
     saved = result.settings.theme;
   }
   return saved;
 }
 
+/** @param {string} theme */
 async function choose(theme) {
   state.desired = theme;
   applyTheme(theme); // optimistic: the page changes before the server answers
@@ -194,7 +273,7 @@ async function choose(theme) {
   try {
     const saved = await saveLatest();
     if (saved) showNotice(text("saved", { theme: label("theme", saved) }), "success", { transient: true });
-  } catch (error) {
+  } catch (/** @type {any} */ error) {
     state.desired = null;
     state.saving = false;
     await saveFailed(error);
@@ -219,6 +298,7 @@ async function resolveConflict() {
   return true;
 }
 
+/** @param {ApiError} error */
 async function saveFailed(error) {
   if (error.status === 401) {
     revertTo(confirmedTheme());
@@ -233,6 +313,7 @@ async function saveFailed(error) {
 
 // --- connection state ------------------------------------------------------------------
 
+/** @param {SyncStatus | "saving"} status */
 function showStatus(status) {
   const shown = state.saving ? "saving" : status;
   ui.statusBox.dataset.status = shown;
@@ -247,10 +328,13 @@ function showSignedOut() {
   if (!ui.signedOut.hidden) return;
   ui.signedOut.hidden = false;
   ui.errorBox.hidden = true;
-  for (const element of document.querySelectorAll(".site-nav__logout")) element.hidden = true;
+  /** @type {NodeListOf<HTMLElement>} */
+  const logoutForms = document.querySelectorAll(".site-nav__logout");
+  for (const element of logoutForms) element.hidden = true;
   ui.signedOut.focus();
 }
 
+/** @param {ApiError | null} error */
 function showError(error) {
   const wasHidden = ui.errorBox.hidden;
   ui.errorTitle.textContent = text(state.loadedOnce ? "sync-failed" : "load-failed");
@@ -260,6 +344,7 @@ function showError(error) {
   if (wasHidden) announce(`${ui.errorTitle.textContent}. ${ui.errorDetail.textContent}`);
 }
 
+/** @param {SettingsSyncDetail} detail */
 function showSyncState({ status, error, checkedAt }) {
   if (error && error.status === 401) {
     showSignedOut();
@@ -278,6 +363,7 @@ function showSyncState({ status, error, checkedAt }) {
   }
 }
 
+/** @param {CustomEvent<SettingsChangedDetail>} event */
 function onSettingsChanged(event) {
   const { settings, changed, source } = event.detail;
   // A new language needs a new page; sync.js reloads it unless we stop it.
@@ -301,7 +387,8 @@ async function retry() {
 
 function start() {
   ui.picker.addEventListener("change", (event) => {
-    if (event.target.name === "theme") choose(event.target.value);
+    const target = /** @type {HTMLInputElement} */ (event.target);
+    if (target.name === "theme") choose(target.value);
   });
   ui.prefersDark.addEventListener("change", updateSystemHint);
   document.addEventListener("settings-sync", (event) => showSyncState(event.detail));

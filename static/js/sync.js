@@ -15,22 +15,39 @@
 import * as api from "./api.js";
 import { applyTheme } from "./theme.js";
 
+/** @typedef {import("./api.js").Settings} Settings */
+/** @typedef {{ type: "settings", from: string, settings: Settings, etag: string }} Message */
+/**
+ * @typedef {object} SyncState
+ * @property {Settings | null} settings
+ * @property {string | null} etag
+ * @property {SyncStatus} status
+ * @property {import("./api.js").ApiError | null} error
+ * @property {Date | null} checkedAt when the server last confirmed the copy
+ */
+
 const CHANNEL_NAME = "user-settings";
 const MESSAGE_KEY = "user-settings:message";
 const ETAG_KEY = "user-settings:etag";
 const DEFAULT_POLL_MS = 10000;
 
 const tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
+/** @type {HTMLElement | null} */
 const pollElement = document.querySelector("[data-poll-ms]");
 const pollMs = Number(pollElement && pollElement.dataset.pollMs) || DEFAULT_POLL_MS;
 
 // checkedAt: when the server last confirmed the copy (a Date), or null.
+/** @type {SyncState} */
 const state = { settings: null, etag: null, status: "loading", error: null, checkedAt: null };
+/** @type {BroadcastChannel | null} */
 let channel = null;
-let pollTimer = null;
+/** @type {number | undefined} */
+let pollTimer;
+/** @type {Promise<void> | null} */
 let inflight = null;
 let lastCheck = 0;
 
+/** @returns {SyncState} */
 export function getState() {
   return { ...state };
 }
@@ -40,6 +57,10 @@ export function pollInterval() {
 }
 
 // Reported after every check, not only on a change, so pages can show when it last ran.
+/**
+ * @param {SyncStatus} status
+ * @param {import("./api.js").ApiError | null} [error]
+ */
 function setStatus(status, error = null) {
   state.status = status;
   state.error = error;
@@ -49,6 +70,11 @@ function setStatus(status, error = null) {
 }
 
 // Dotted keys whose value differs, e.g. ["theme", "notifications.push"].
+/**
+ * @param {Record<string, any> | null | undefined} before
+ * @param {Record<string, any> | null | undefined} after
+ * @returns {string[]}
+ */
 function changedKeys(before, after, prefix = "") {
   const keys = new Set([...Object.keys(before || {}), ...Object.keys(after || {})]);
   const changed = [];
@@ -65,6 +91,7 @@ function changedKeys(before, after, prefix = "") {
   return changed;
 }
 
+/** @param {string} key */
 function readStorage(key) {
   try {
     return localStorage.getItem(key);
@@ -73,6 +100,10 @@ function readStorage(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {string} value
+ */
 function writeStorage(key, value) {
   try {
     localStorage.setItem(key, value);
@@ -81,6 +112,10 @@ function writeStorage(key, value) {
   }
 }
 
+/**
+ * @param {Settings | null} settings
+ * @param {string | null} etag
+ */
 function broadcast(settings, etag) {
   const message = { type: "settings", from: tabId, settings, etag };
   if (channel) {
@@ -91,6 +126,7 @@ function broadcast(settings, etag) {
   }
 }
 
+/** @param {string[]} changed */
 function defaultAction(changed) {
   if (changed.includes("locale")) {
     // Every string on the page is in the old language.
@@ -111,6 +147,11 @@ function defaultAction(changed) {
   }
 }
 
+/**
+ * @param {Settings | null} settings
+ * @param {string | null} etag
+ * @param {SettingsSource} source
+ */
 function accept(settings, etag, source) {
   if (!settings) return;
   const previous = state.settings;
@@ -130,23 +171,26 @@ function accept(settings, etag, source) {
   if (notPrevented && (source === "tab" || source === "remote")) defaultAction(changed);
 }
 
+/** @param {Message | null | undefined} message */
 function receive(message) {
   if (!message || message.type !== "settings" || message.from === tabId) return;
   const { settings, etag } = message;
   if (!settings || !etag || etag === state.etag) return;
   // Messages from several tabs can cross; never step back to an older copy.
-  const mine = state.settings && Date.parse(state.settings.updated_at);
-  if (mine && Date.parse(settings.updated_at) < mine) return;
+  // (A null updated_at parses as NaN, which is never newer nor older.)
+  const mine = state.settings && Date.parse(/** @type {string} */ (state.settings.updated_at));
+  if (mine && Date.parse(/** @type {string} */ (settings.updated_at)) < mine) return;
   api.adopt(settings, etag);
   accept(settings, etag, "tab");
 }
 
 function schedule() {
   clearTimeout(pollTimer);
-  pollTimer = null;
+  pollTimer = undefined;
   if (document.visibilityState === "visible") pollTimer = setTimeout(() => refresh(), pollMs);
 }
 
+/** @param {SettingsSource} source */
 async function check(source) {
   if (api.writesInFlight()) return; // The write's answer is newer than any poll's.
   const { settings, etag, changed } = await api.getSettings({ conditional: true });
@@ -158,6 +202,10 @@ async function check(source) {
 // Asks the server whether anything changed; resolves once the answer has been applied.
 // `source` says who caused a change if there is one ("remote" unless told); `fresh` asks
 // for an answer given after this call, not one already under way.
+/**
+ * @param {{ source?: SettingsSource, fresh?: boolean }} [options]
+ * @returns {Promise<void>}
+ */
 export function refresh({ source = "remote", fresh = false } = {}) {
   if (inflight) {
     // A poll already under way may have been answered before a write it must see.
@@ -168,7 +216,7 @@ export function refresh({ source = "remote", fresh = false } = {}) {
     try {
       await check(source);
       setStatus("ok");
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
       setStatus(error.unreachable ? "offline" : "error", error);
     } finally {
       inflight = null;
@@ -179,13 +227,16 @@ export function refresh({ source = "remote", fresh = false } = {}) {
 }
 
 function seedFromPage() {
+  /** @type {HTMLElement | null} */
   const element = document.querySelector("[data-settings][data-settings-etag]");
   if (!element) return;
+  // The selector guarantees both attributes.
+  const etag = /** @type {string} */ (element.dataset.settingsEtag);
   try {
-    const settings = JSON.parse(element.dataset.settings);
-    api.adopt(settings, element.dataset.settingsEtag);
+    const settings = JSON.parse(/** @type {string} */ (element.dataset.settings));
+    api.adopt(settings, etag);
     state.settings = settings;
-    state.etag = element.dataset.settingsEtag;
+    state.etag = etag;
   } catch {
     // A page that cannot be read simply costs a full first GET.
   }
@@ -197,7 +248,8 @@ async function start() {
     channel = new BroadcastChannel(CHANNEL_NAME);
     channel.addEventListener("message", (event) => receive(event.data));
   } else {
-    window.addEventListener("storage", (event) => {
+    // (After the `in` test tsc types `window` as never here; the cast says what it is.)
+    /** @type {Window} */ (window).addEventListener("storage", (event) => {
       if (event.key !== MESSAGE_KEY || !event.newValue) return;
       try {
         receive(JSON.parse(event.newValue));

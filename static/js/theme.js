@@ -2,11 +2,13 @@
 // page never loads in the wrong theme; this only reacts to changes made while it is open.
 
 const root = document.documentElement;
+/** @type {HTMLMetaElement | null} */
 const colorScheme = document.querySelector('meta[name="color-scheme"]');
 
 // The themes the registry allows, as the server wrote them on <html data-themes>.
 const themes = (root.dataset.themes || "").split(" ").filter(Boolean);
 
+/** @param {string} theme */
 export function applyTheme(theme) {
   if (!themes.includes(theme)) return;
   root.dataset.theme = theme;
