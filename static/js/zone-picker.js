@@ -6,19 +6,22 @@
 const MAX_SHOWN = 60;
 const refocus = new Set();
 
-// Each option reads "Tokyo (UTC+09:00)"; data-country names its country in the page's
-// language, data-also the English names on a page in another language.
+// Each option reads "Japan Time (Tokyo) · UTC+09:00"; data-country names its country in the
+// page's language, data-also the English names on a page in another language, data-aliases
+// the legacy names of the zone (Asia/Calcutta), which browsers may still report.
 function optionsOf(select) {
   return Array.from(select.options).map((option) => {
     const label = option.textContent.trim();
-    const { country = "", also = "" } = option.dataset;
+    const { country = "", also = "", aliases = "" } = option.dataset;
+    const [, place = label, offset = ""] = label.match(/^(.*?)\s*·\s*(UTC\S*)$/) || [];
+    const names = `${option.value} ${aliases}`.replaceAll("_", " ").replaceAll("/", " ");
     return {
       value: option.value,
       label,
-      place: label.replace(/\s*\(UTC[^)]*\)$/, ""),
-      offset: (label.match(/\((UTC[^)]*)\)$/) || [])[1] || "",
+      place,
+      offset,
       country,
-      search: `${label} ${country} ${also} ${option.value.replaceAll("_", " ")}`.toLowerCase(),
+      search: `${label} ${country} ${also} ${names}`.toLowerCase(),
     };
   });
 }
