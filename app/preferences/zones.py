@@ -112,9 +112,10 @@ def zone_name(zone: str, locale: Locale) -> str | None:
 
 
 def zone_label(zone: str, locale: Locale) -> str:
-    """How people know a zone: "Japan Time (Tokyo)", "Coordinated Universal Time (UTC)"."""
+    """How people know a zone: "Japan Time (Tokyo)", "Coordinated Universal Time"."""
     city = zone_city(zone, locale)
     name = zone_name(zone, locale)
     if not name:
         return city
-    return name if city in name else f"{name} ({city})"
+    # UTC is no place: "Coordinated Universal Time" alone.
+    return name if city in name or "/" not in zone else f"{name} ({city})"
