@@ -24,14 +24,14 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 LABELS = {
     ("fr", "Europe/Berlin"): "heure d\u2019Europe centrale (Berlin)",
     ("en", "Asia/Tokyo"): "Japan Time (Tokyo)",
-    ("ja", "Asia/Tokyo"): "日本時間 (東京)",
+    ("ja", "Asia/Tokyo"): "日本時間\uff08東京\uff09",
     ("ar", "Asia/Tokyo"): "توقيت اليابان (طوكيو)",
     ("de", "Africa/Cairo"): "Osteuropäische Zeit (Kairo)",
     ("en", "UTC"): "Coordinated Universal Time",
     ("ar", "UTC"): "التوقيت العالمي المنسق",
     # CLDR files Buenos Aires and Kolkata under their old ids; Babel alone finds neither.
     ("en", "America/Argentina/Buenos_Aires"): "Argentina Time (Buenos Aires)",
-    ("ja", "Asia/Kolkata"): "インド標準時 (コルカタ)",
+    ("ja", "Asia/Kolkata"): "インド標準時\uff08コルカタ\uff09",
     ("fr", "Pacific/Chatham"): "heure des îles Chatham",
 }
 

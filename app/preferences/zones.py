@@ -118,4 +118,7 @@ def zone_label(zone: str, locale: Locale) -> str:
     if not name:
         return city
     # UTC is no place: "Coordinated Universal Time" alone.
-    return name if city in name or "/" not in zone else f"{name} ({city})"
+    if city in name or "/" not in zone:
+        return name
+    # CLDR's pattern for "zone (city)": Japanese writes full-width brackets.
+    return str(locale.zone_formats["fallback"] % {"0": city, "1": name})
