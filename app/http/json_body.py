@@ -71,6 +71,7 @@ def _syntax_error(error: json.JSONDecodeError) -> str:
         return gettext(
             "a string is not closed; it starts at line %(line)d, column %(column)d", **where
         )
+    # Python 3.13 names a trailing comma; older versions expect a value or a name there.
     if error.msg.startswith("Illegal trailing comma"):
         return gettext(
             "a comma is followed by no value at line %(line)d, column %(column)d", **where
