@@ -116,3 +116,17 @@ def test_form_and_import_accept_a_legacy_name(
 
     assert post_import(signed_in, document({"timezone": "US/Pacific"})).status_code == 200
     assert stored(app, user)["timezone"] == "America/Los_Angeles"
+
+
+@sqlite_only
+def test_rendered_zone_lists_are_kept_for_each_language(app: Flask) -> None:
+    """Pages in two languages served in turn reuse one rendering of the list each."""
+    widget = forms.TimeZoneField.widget
+    pages: dict[str, str] = {}
+    for locale in ("en", "ar", "en", "ar"):
+        with app.test_request_context(), force_locale(locale):
+            form = forms.SettingsForm.from_settings(registry.defaults())
+            pages[locale] = str(form["timezone"]())
+    assert {key[0] for key in widget._rendered} >= {"en", "ar"}
+    assert "Coordinated Universal Time · UTC+00:00" in pages["en"]
+    assert "التوقيت العالمي المنسق · UTC+00:00" in pages["ar"]

@@ -66,7 +66,11 @@ class CachedOptionsSelect(Select):
         key = (str(get_locale()), hour, tuple(sorted(kwargs.items())))
         unselected = self._rendered.get(key)
         if unselected is None:
-            self._rendered.clear()
+            # One rendering per language is kept for the hour: pages in several languages
+            # served in turn must not render the list again each time.
+            self._rendered = {
+                kept: html for kept, html in self._rendered.items() if kept[1] == hour
+            }
             rendered: Markup = super().__call__(field, **kwargs)
             # WTForms writes attributes in name order: "selected" comes right before "value".
             unselected = rendered.replace(Markup(" selected value="), Markup(" value="))
