@@ -292,6 +292,9 @@ def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
     for query in ("طوكيو", "tokyo", "اليابان", "japan"):
         picker.fill(query)
         expect(listbox.get_by_role("option").first).to_contain_text("توقيت اليابان (طوكيو)")
+    # Matches are grouped under their region, and the open list is accessible.
+    expect(listbox.get_by_role("group", name="آسيا")).to_be_visible()
+    assert [violation["id"] for violation in run_axe(page)] == []
     # A legacy name finds its zone too: Calcutta is Kolkata.
     picker.fill("calcutta")
     expect(listbox.get_by_role("option")).to_have_count(1)
