@@ -303,3 +303,26 @@ def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
     with page.expect_response(lambda r: r.url.endswith("/settings/timezone")):
         page.keyboard.press("Enter")
     assert stored(live_app, browser_user)["timezone"] == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_arabic_dashboard_is_mirrored_and_finished(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+    width: int,
+) -> None:
+    with live_app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
+        service.update_settings(user_id, {"locale": "ar", "timezone": "Africa/Cairo"})
+    page = new_context(viewport={"width": width, "height": 900}).new_page()
+    sign_in(page, live_server.url, browser_user)
+    page.goto(f"{live_server.url}/dashboard")
+    expect(page.locator("#sync-status")).to_have_attribute("data-status", "ok")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.locator("#settings-summary [data-key=timezone]")).to_contain_text("القاهرة")
+    assert_nothing_overflows(page)
+    assert_nothing_overlaps(page)
+    assert [violation["id"] for violation in run_axe(page)] == []
+    screenshot(page, f"dashboard-ar-{width}")
