@@ -114,9 +114,9 @@ clean:
 
 ## Re-extract translatable strings and merge them into every catalogue.
 messages: $(BIN)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l -k lazy_pgettext:1c,2 --no-location --sort-output \
 		-o app/translations/messages.pot .
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i app/translations/messages.pot -d app/translations
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements/bench.txt
 	$(BIN)/pip install --quiet --require-hashes -r requirements/bench.txt

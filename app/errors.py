@@ -94,8 +94,8 @@ def untrusted_host(error: SecurityError) -> ResponseReturnValue:
 def http_error(error: HTTPException) -> ResponseReturnValue:
     """Any HTTP error as a page, or as a problem under /api (405 keeps its Allow)."""
     status = error.code or 500
-    detail = error.description if status in (400, 422) and is_api_request() else None
-    response = error_response(status, detail)
+    # Werkzeug's descriptions are English: the message of the status is said in the user's.
+    response = error_response(status)
     if status == 429:
         wait = ratelimits.retry_after()
         if wait is not None:

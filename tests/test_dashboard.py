@@ -154,7 +154,7 @@ def test_renders_the_settings_without_waiting_for_the_script(
     # The settings page's theme control, with the stored theme chosen.
     assert re.search(r'<input[^>]* checked[^>]*value="dark">', html)
     # The zone as the settings page names it, in the user's language.
-    assert re.search(r'data-key="timezone">東京 \(UTC\+09:00\)<', html)
+    assert re.search('data-key="timezone">日本時間\uff08東京\uff09 · UTC\\+09:00<', html)
     assert re.search(r'data-key="locale">日本語<', html)
     assert 'lang="ja"' in html
 

@@ -281,8 +281,9 @@ def test_page_import_previews_then_applies_on_confirm(
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<html" in html and "Preview of the import" in html
-    assert "Theme</strong>: Default (System) → Dark" in html
-    assert "Push notifications</strong>: Default (Off) → On" in html
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "Theme: Default (System) → Dark" in text
+    assert "Push notifications: Default (Off) → On" in text
     assert stored(app, user) == {}
     assert 'name="document"' in html and "Confirm import" in html
     data = {"csrf_token": csrf_token(signed_in, "/settings"), "document": content.decode()}

@@ -59,8 +59,10 @@ def test_page_shows_every_preference(signed_in: FlaskClient) -> None:
     assert 'role="switch"' in html
     assert re.search(r"<fieldset\b[^>]*>\s*<legend\b", html)
     assert '<optgroup label="Europe">' in html
-    # Places by name with their offset now; only canonical zones, no legacy aliases.
-    assert re.search(r' value="Europe/Berlin">Berlin \(UTC\+0[12]:00\)</option>', html)
+    # Zones as people know them, with their offset now; only canonical zones, no aliases.
+    assert re.search(
+        r' value="Europe/Berlin">Central European Time \(Berlin\) · UTC\+0[12]:00</option>', html
+    )
     assert 'value="Asia/Kolkata"' in html and 'value="Asia/Calcutta"' not in html
     assert 'value="Turkey"' not in html and 'value="Etc/GMT+5"' not in html
     assert '<option lang="de" value="de">Deutsch</option>' in html
@@ -104,7 +106,7 @@ def test_form_post_stores_only_what_changed(app: Flask, signed_in: FlaskClient, 
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"theme": "pink"}, "theme", "Must be one of: light, dark, system."),
+        ({"theme": "pink"}, "theme", "Must be one of: Light, Dark, or System."),
         ({"timezone": "Mars/Olympus"}, "timezone", "Unknown time zone"),
         ({"locale": "xx"}, "locale", "Must be one of:"),
         ({"notifications__digest": "hourly"}, "notifications__digest", "Must be one of:"),
@@ -207,7 +209,7 @@ def test_htmx_bad_value_shows_error_and_server_value(
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "<html" not in html
-    assert 'id="theme-error"' in html and "Must be one of: light, dark, system." in html
+    assert 'id="theme-error"' in html and "Must be one of: Light, Dark, or System." in html
     assert 'aria-describedby="theme-help theme-error"' in html
     system = re.search(r'<input\b[^>]*\bid="theme-2"[^>]*>', html)
     assert system is not None and re.search(r"\schecked[\s>]", system.group(0))  # still "system"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gettext as gettext_module
 import html
 import json
 import re
@@ -10,21 +11,24 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
-from babel.messages.pofile import read_po
+from babel.messages.plurals import get_plural
+from babel.messages.pofile import read_po, write_po
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_babel import force_locale
 
+from app.i18n import text_direction
 from app.preferences import registry, service, validation
-from app.text import gettext
+from app.text import alternatives, gettext
 from tests.conftest import AuthActions, csrf_token
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "app" / "translations"
-LOCALES = ("de", "fr", "ja")
-
-#: What each catalogue's header must say.
-PLURAL_FORMS = {"de": (2, "(n != 1)"), "fr": (2, "(n > 1)"), "ja": (1, "0")}
+#: Every catalogue under app/translations, found as the app finds them: a new language is
+#: checked by every test below without being named here.
+LOCALES = tuple(
+    sorted(path.parent.parent.name for path in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"))
+)
 
 #: What must come through a translation unchanged: %-placeholders, HTML tags and entities,
 #: and literal JSON such as ``{"keys": [...]}``.
@@ -33,9 +37,9 @@ PRESERVED = re.compile(r"%\(\w+\)[sdif]|%%|<[^>]+>|&#?\w+;|\{[^{}]*\}")
 #: Words that would give away untranslated English sentences in a page's visible text.
 ENGLISH_WORDS = re.compile(r"\b(?:the|your|you|and|is|are|was|were|to|of|with|this|not|could)\b")
 
-#: Extraction exactly as ``make messages`` does it (babel.cfg, -k lazy_gettext -k _l).
+#: Extraction exactly as ``make messages`` does it (babel.cfg, and the Makefile's -k options).
 METHOD_MAP = [("app/**.py", "python"), ("templates/**.html", "jinja2")]
-KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None, "lazy_pgettext": ((1, "c"), 2)}
 
 # Every test below that needs an app runs on SQLite only: the language layer does not
 # depend on the database, and PostgreSQL is covered by the rest of the suite.
@@ -48,14 +52,33 @@ def load(locale: str) -> Catalog:
         return read_po(handle, locale=locale)
 
 
-def source_ids() -> set[str]:
-    """Every msgid the app and its templates use right now, extracted from the sources."""
-    found: set[str] = set()
-    for _filename, _lineno, message, _comments, _context in extract_from_dir(
+def source_ids() -> set[tuple[str | None, str]]:
+    """Every (context, msgid) the app and its templates use now, extracted from the sources."""
+    found: set[tuple[str | None, str]] = set()
+    for _filename, _lineno, message, _comments, context in extract_from_dir(
         str(ROOT), METHOD_MAP, keywords=KEYWORDS
     ):
-        found.add(message[0] if isinstance(message, tuple) else message)
+        found.add((context, message[0] if isinstance(message, tuple) else message))
     return found
+
+
+def single_number_forms(catalog: Catalog) -> set[int]:
+    """Plural forms chosen for one number only (Arabic's zero, one and two): a translation
+    may spell that number out ("دقيقتين") instead of keeping ``%(num)d``."""
+    form_of = gettext_module.c2py(catalog.plural_expr)
+    numbers: dict[int, set[int]] = {}
+    for number in range(1000):
+        numbers.setdefault(form_of(number), set()).add(number)
+    return {form for form, found in numbers.items() if len(found) == 1}
+
+
+def catalogue_ids(catalog: Catalog) -> set[tuple[str | None, str]]:
+    """The (context, msgid) of every message of ``catalog``."""
+    return {
+        (message.context, message.id[0] if message.pluralizable else message.id)
+        for message in catalog
+        if message.id
+    }
 
 
 def forms(message: Message) -> list[str]:
@@ -116,17 +139,18 @@ def test_catalogue_header(locale: str) -> None:
     assert headers["Language"] == locale
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert "LANGUAGE" not in headers["Language-Team"]
-    assert (catalog.num_plurals, catalog.plural_expr) == PLURAL_FORMS[locale]
-    assert headers["Plural-Forms"] == (
-        f"nplurals={PLURAL_FORMS[locale][0]}; plural={PLURAL_FORMS[locale][1]};"
-    )
+    # As many plural forms as the language has (Arabic six), chosen as CLDR says.
+    plural = get_plural(locale)
+    assert (catalog.num_plurals, catalog.plural_expr) == (plural.num_plurals, plural.plural_expr)
+    assert headers["Plural-Forms"] == plural.plural_forms
     assert not catalog.fuzzy
 
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_catalogue_is_complete(locale: str) -> None:
     catalog = load(locale)
-    nplurals = PLURAL_FORMS[locale][0]
+    nplurals = get_plural(locale).num_plurals
+    spelled_out = single_number_forms(catalog)
     untranslated, fuzzy, broken = [], [], []
     for message in catalog:
         if not message.id:
@@ -137,9 +161,15 @@ def test_catalogue_is_complete(locale: str) -> None:
         if not all(strings) or (message.pluralizable and len(strings) != nplurals):
             untranslated.append(message.id)
             continue
-        # Each plural form keeps the placeholders (one-form languages use the plural text).
+        # Each plural form keeps the placeholders (one-form languages use the plural text),
+        # but a form for a single number may say the number in words.
         expected = preserved(message.id[1] if message.pluralizable else message.id)
-        broken.extend(message.id for text in strings if preserved(text) != expected)
+        for form, text in enumerate(strings):
+            found = preserved(text)
+            if message.pluralizable and form in spelled_out and "%(num)d" not in found:
+                found = sorted([*found, "%(num)d"])
+            if found != expected:
+                broken.append(message.id)
     assert not untranslated, f"{locale}: untranslated {untranslated}"
     assert not fuzzy, f"{locale}: fuzzy {fuzzy}"
     assert not broken, f"{locale}: placeholders or markup changed in {broken}"
@@ -148,16 +178,44 @@ def test_catalogue_is_complete(locale: str) -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_catalogue_covers_every_string_in_the_sources(locale: str) -> None:
     """A string added to the code without ``make messages`` and a translation fails here."""
-    catalog = load(locale)
-    known = {message.id[0] if message.pluralizable else message.id for message in catalog}
-    missing = sorted(source_ids() - known)
+    missing = sorted(source_ids() - catalogue_ids(load(locale)), key=str)
     assert not missing, f"{locale}: run `make messages` and translate {missing}"
 
 
+def test_template_is_extracted_from_the_sources_as_they_are(tmp_path: Path) -> None:
+    """messages.pot is what ``make messages`` extracts now, written to a temporary file."""
+    extracted = Catalog()
+    for _filename, lineno, message, _comments, context in extract_from_dir(
+        str(ROOT), METHOD_MAP, keywords=KEYWORDS
+    ):
+        extracted.add(message, lineno=lineno, context=context)
+    fresh = tmp_path / "messages.pot"
+    with fresh.open("wb") as handle:
+        write_po(handle, extracted, omit_header=True)
+    with fresh.open("rb") as handle:
+        fresh_ids = catalogue_ids(read_po(handle))
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        committed_ids = catalogue_ids(read_po(handle))
+    assert fresh_ids == source_ids()
+    assert sorted(fresh_ids - committed_ids, key=str) == [], "run `make messages`"
+    assert sorted(committed_ids - fresh_ids, key=str) == [], "run `make messages`"
+
+
 def test_catalogues_are_shipped_as_languages() -> None:
+    assert set(LOCALES) >= {"ar", "de", "fr", "ja"}
     assert registry.shipped_locales() == ("en", *LOCALES)
     # Language names come from Babel in each language's own name, not from the catalogue.
-    assert [registry.locale_name(code) for code in LOCALES] == ["Deutsch", "Français", "日本語"]
+    names = {code: registry.locale_name(code) for code in ("ar", "de", "fr", "ja")}
+    assert names == {"ar": "العربية", "de": "Deutsch", "fr": "Français", "ja": "日本語"}
+
+
+def test_one_english_word_with_two_meanings_has_two_translations() -> None:
+    """ "Other" zones and an "Other" source of a change are different words in Arabic."""
+    catalog = load("ar")
+    region = catalog.get("Other", context="time zone region")
+    source = catalog.get("Other", context="source of a change")
+    assert region is not None and source is not None
+    assert region.string != source.string
 
 
 # --- The running app -----------------------------------------------------------------------
@@ -180,7 +238,7 @@ def test_signed_in_pages_speak_the_users_language(
     response = signed_in.get(path, headers={"Accept-Language": "en"})
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert f'<html lang="{locale}" dir="ltr"' in page
+    assert f'<html lang="{locale}" dir="{text_direction(locale)}"' in page
     text = visible_text(page)
     for message in EXPECTED[path]:
         assert translate(app, locale, message) in text, message
@@ -201,7 +259,9 @@ def test_settings_page_shows_choices_and_times_in_the_language(
     # Each language in its own name, marked up in that language.
     assert re.search(r'<option lang="de"[^>]*>Deutsch</option>', page)
     assert re.search(r'<option lang="ja"[^>]*>日本語</option>', page)
+    assert re.search(r'<option lang="ar"[^>]*>العربية</option>', page)
     expected = {
+        "ar": "آخر حفظ في",
         "de": "Zuletzt gespeichert am",
         "fr": "Dernier enregistrement le",
         "ja": "最終保存日時",
@@ -298,7 +358,10 @@ def test_htmx_error_is_announced_in_the_language(
     headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(signed_in, "/settings")}
     response = signed_in.post("/settings/theme", data={"theme": "neon"}, headers=headers)
     assert response.status_code == 422
-    reason = translate(app, locale, "Must be one of: %(allowed)s.", allowed="light, dark, system")
+    # A page names the choices as it shows them; the API lists the values (above).
+    labels = [translate(app, locale, label) for label in ("Light", "Dark", "System")]
+    with app.test_request_context(), force_locale(locale):
+        reason = gettext("Must be one of: %(allowed)s.", allowed=alternatives(labels))
     announced = translate(
         app,
         locale,
@@ -329,3 +392,71 @@ def test_changing_the_language_rerenders_in_the_new_one(
     assert f'<html lang="{after}"' in page
     assert translate(app, after, "Saved") in visible_text(page)
     assert translate(app, before, "Save settings") not in page
+
+
+@sqlite_only
+def test_the_form_names_refused_choices_by_their_labels(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    set_locale(app, user, "ar")
+    data = {
+        "csrf_token": csrf_token(signed_in, "/settings"),
+        "theme": "neon",
+        "locale": "ar",
+        "timezone": "UTC",
+        "notifications__digest": "hourly",
+    }
+    response = signed_in.post("/settings", data=data)
+    text = visible_text(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert "يجب أن تكون إحدى القيم التالية: فاتح أو داكن أو حسب الجهاز." in text
+    assert "يجب أن تكون إحدى القيم التالية: متوقف أو يومي أو أسبوعي." in text
+    assert "light" not in text and "weekly" not in text
+
+
+# --- Problem documents --------------------------------------------------------------------
+
+
+@sqlite_only
+@pytest.mark.parametrize("locale", LOCALES)
+def test_problem_documents_speak_the_browsers_language_when_signed_out(
+    app: Flask, client: FlaskClient, locale: str
+) -> None:
+    response = client.get("/api/user/settings", headers={"Accept-Language": f"{locale},en;q=0.1"})
+    body = response.get_json()
+    assert response.status_code == 401
+    assert body["type"] == "/api/problems/unauthorized"  # what clients match on stays
+    assert body["title"] == translate(app, locale, "Not signed in") != "Not signed in"
+    detail = translate(app, locale, "Sign in to use the API: no valid session was sent.")
+    assert body["detail"] == detail != "Sign in to use the API: no valid session was sent."
+
+
+@sqlite_only
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize(
+    ("body", "english"),
+    [
+        (b'{"theme": "dark"', "Expecting ',' delimiter"),
+        (b'{"theme": "dark"} x', "Extra data"),
+        (b"{theme: 1}", "Expecting property name"),
+        (b'{"theme": "dark', "Unterminated string"),
+        (b'{"theme": "\\q"}', "Invalid \\escape"),
+        (b"", "Expecting value"),
+    ],
+)
+def test_malformed_json_is_explained_in_the_users_language(
+    app: Flask, signed_in: FlaskClient, user: int, locale: str, body: bytes, english: str
+) -> None:
+    set_locale(app, user, locale)
+    headers = {"X-CSRFToken": csrf_token(signed_in, "/settings")}
+    response = signed_in.put(
+        "/api/user/settings", data=body, content_type="application/json", headers=headers
+    )
+    problem = response.get_json()
+    assert response.status_code == 400
+    assert problem["type"] == "/api/problems/malformed-json"
+    assert problem["title"] == translate(app, locale, "Bad request") != "Bad request"
+    assert english not in problem["detail"]
+    assert "line 1" not in problem["detail"] and "Expecting" not in problem["detail"]
+    # Where it went wrong is kept, as numbers in the sentence of the language.
+    assert re.search(r"\b1\b", problem["detail"]), problem["detail"]

@@ -41,12 +41,7 @@ def parse_json(data: bytes) -> Any:
             object_pairs_hook=_unique_members,
         )
     except json.JSONDecodeError as exc:
-        reason = gettext(
-            "%(message)s at line %(line)d, column %(column)d",
-            message=exc.msg,
-            line=exc.lineno,
-            column=exc.colno,
-        )
+        reason = _syntax_error(exc)
     except UnicodeDecodeError:
         reason = gettext("the body is not UTF-8")
     except RecursionError:
@@ -54,6 +49,40 @@ def parse_json(data: bytes) -> Any:
     except ValueError as exc:
         reason = str(exc)
     raise ValueError(reason)
+
+
+def _syntax_error(error: json.JSONDecodeError) -> str:
+    """What is wrong and where, in the user's language: Python's parser speaks only English."""
+    where = {"line": error.lineno, "column": error.colno}
+    if error.msg.startswith("Expecting value"):
+        return gettext("a value is missing at line %(line)d, column %(column)d", **where)
+    if error.msg.startswith("Expecting property name"):
+        return gettext(
+            "a member name in double quotes is expected at line %(line)d, column %(column)d",
+            **where,
+        )
+    if error.msg.startswith(("Expecting ',' delimiter", "Expecting ':' delimiter")):
+        return gettext("a comma or colon is missing at line %(line)d, column %(column)d", **where)
+    if error.msg.startswith("Extra data"):
+        return gettext(
+            "more text follows the end of the JSON at line %(line)d, column %(column)d", **where
+        )
+    if error.msg.startswith("Unterminated string"):
+        return gettext(
+            "a string is not closed; it starts at line %(line)d, column %(column)d", **where
+        )
+    # Python 3.13 names a trailing comma; older versions expect a value or a name there.
+    if error.msg.startswith("Illegal trailing comma"):
+        return gettext(
+            "a comma is followed by no value at line %(line)d, column %(column)d", **where
+        )
+    if error.msg.startswith(("Invalid \\escape", "Invalid \\u", "Invalid control character")):
+        return gettext(
+            "a string holds an escape or character JSON does not allow at line %(line)d, "
+            "column %(column)d",
+            **where,
+        )
+    return gettext("the JSON is malformed at line %(line)d, column %(column)d", **where)
 
 
 def _reject_constant(name: str) -> Any:

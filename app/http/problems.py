@@ -23,6 +23,27 @@ def is_api_request() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
+def _titles() -> dict[int, str]:
+    """The title of each status the API answers with, in the request's language.
+
+    The ``type`` stays the English slug clients match on; ``title`` is for people.
+    """
+    return {
+        400: gettext("Bad request"),
+        401: gettext("Not signed in"),
+        403: gettext("Forbidden"),
+        404: gettext("Not found"),
+        405: gettext("Method not allowed"),
+        412: gettext("Precondition failed"),
+        413: gettext("Request too large"),
+        415: gettext("Unsupported media type"),
+        422: gettext("Invalid input"),
+        429: gettext("Too many requests"),
+        500: gettext("Internal server error"),
+        503: gettext("Service unavailable"),
+    }
+
+
 def problem(
     status: int,
     detail: str,
@@ -42,7 +63,7 @@ def problem(
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (slug or phrase.lower().replace(" ", "-").replace("'", "")),
-        "title": phrase,
+        "title": _titles().get(status, phrase),
         "status": status,
         "detail": detail,
         "request_id": current_request_id(),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from babel.dates import get_timezone_location
+from babel import Locale
 from flask_babel import get_locale
 
 from app.preferences import registry, zones
@@ -41,8 +41,8 @@ def display_value(key: str, value: Any) -> str:
         return gettext("On") if value else gettext("Off")
     text = str(value)
     if pref is not None and pref.options is zones.time_zones and pref.is_allowed(text):
-        # The place as the settings page names it (its offset changes, so it is left out).
-        return get_timezone_location(zones.canonical_zone(text), str(get_locale()), True)
+        # As the settings page names it (its offset changes, so it is left out).
+        return zones.zone_label(zones.canonical_zone(text), Locale.parse(str(get_locale())))
     if pref is not None and pref.is_allowed(text):
         return pref.label_for(text).replace("_", " ")
     # A value no longer allowed (a removed language) is shown as stored.

@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from app.extensions import db
 from app.models import ChangeValue, PreferenceChange
-from app.text import lazy_gettext
+from app.text import lazy_gettext, lazy_pgettext
 from app.times import aware, utc_text, utcnow
 
 #: Where a change may come from, as recorded in the history, and its name for people.
@@ -37,7 +37,7 @@ SOURCES: dict[str, Any] = {
     "import": lazy_gettext("Import"),
     "admin": lazy_gettext("Administrator"),
     "cli": lazy_gettext("Command line"),
-    "other": lazy_gettext("Other"),
+    "other": lazy_pgettext("source of a change", "Other"),
 }
 
 #: How many history entries one page holds unless the caller asks for another number.

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from babel import Locale
 
 from app.preferences.zones import canonical_zone, is_time_zone, time_zones
-from app.text import gettext, lazy_gettext
+from app.text import alternatives, gettext, lazy_gettext
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
@@ -110,8 +110,12 @@ class Preference:
             return isinstance(value, bool)
         return isinstance(value, str) and len(value) <= MAX_STRING_LENGTH and self.is_allowed(value)
 
-    def check(self, value: Any) -> str | None:
-        """Return why ``value`` is not acceptable, or ``None`` if it is."""
+    def check(self, value: Any, *, by_label: bool = False) -> str | None:
+        """Return why ``value`` is not acceptable, or ``None`` if it is.
+
+        :param by_label: name the allowed values as people see them ("Light, Dark"), for a
+            page; clients of the API need the values themselves ("light, dark").
+        """
         if self.accepts(value):
             return None
         if self.type == "boolean":
@@ -125,6 +129,9 @@ class Preference:
                 "Unknown time zone %(value)s; use an IANA name such as Europe/Berlin.",
                 value=json.dumps(value),
             )
+        if by_label:
+            labels = alternatives([self.label_for(choice) for choice in self.allowed()])
+            return gettext("Must be one of: %(allowed)s.", allowed=labels)
         return gettext("Must be one of: %(allowed)s.", allowed=", ".join(self.allowed()))
 
 

@@ -43,12 +43,21 @@ def capped(errors: Errors) -> Errors:
 
 
 class ValidationError(Exception):
-    """Input that cannot be saved; ``errors`` maps each dotted key to its messages."""
+    """Input that cannot be saved; ``errors`` maps each dotted key to its messages.
 
-    def __init__(self, errors: Errors) -> None:
+    ``page_wording`` holds, for the keys a page words differently, the messages to show
+    there: a refused choice names the allowed ones by their labels, not their values.
+    """
+
+    def __init__(self, errors: Errors, page_wording: Errors | None = None) -> None:
         errors = capped(errors)
         super().__init__(errors)
         self.errors = errors
+        self.page_wording = page_wording or {}
+
+    def for_pages(self) -> Errors:
+        """``errors`` as a page shows them."""
+        return {key: self.page_wording.get(key, texts) for key, texts in self.errors.items()}
 
 
 def _add(errors: Errors, key: str, message: str) -> None:
@@ -120,6 +129,7 @@ def validate(changes: Mapping[str, Any], *, allow_null: bool = False) -> dict[st
     :raise ValidationError: with every problem found, so a client can fix all at once.
     """
     errors: Errors = {}
+    page_wording: Errors = {}
     cleaned: dict[str, Any] = {}
     for key, value in changes.items():
         pref = BY_KEY.get(key)
@@ -135,10 +145,12 @@ def validate(changes: Mapping[str, Any], *, allow_null: bool = False) -> dict[st
             problem = pref.check(value)
         if problem:
             _add(errors, key, problem)
+            if pref.option_label:
+                _add(page_wording, key, pref.check(value, by_label=True) or problem)
         else:
             cleaned[key] = pref.normalized(value)
     if errors:
-        raise ValidationError(errors)
+        raise ValidationError(errors, page_wording)
     return cleaned
 
 
@@ -148,14 +160,16 @@ def validate_document(document: Any, *, allow_null: bool = False) -> dict[str, A
     :raise ValidationError: on any structural or value problem.
     """
     flat, errors = flatten(document, allow_null=allow_null)
+    page_wording: Errors = {}
     try:
         cleaned = validate(flat, allow_null=allow_null)
     except ValidationError as exc:
         for key, messages in exc.errors.items():
             errors.setdefault(key, []).extend(messages)
+        page_wording = exc.page_wording
         cleaned = {}
     if errors:
-        raise ValidationError(errors)
+        raise ValidationError(errors, page_wording)
     return cleaned
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytz
 from babel import Locale
-from babel.dates import get_timezone_location
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -22,7 +21,7 @@ from wtforms.widgets import Select
 
 from app.preferences import registry, validation, zones
 from app.preferences.registry import PREFERENCES, Preference
-from app.text import gettext, lazy_gettext
+from app.text import lazy_gettext, pgettext
 
 #: What a checkbox may send for "on" and for "off"; anything else is a forged value.
 TRUE_VALUES = frozenset({"y", "on", "true", "1"})
@@ -67,7 +66,11 @@ class CachedOptionsSelect(Select):
         key = (str(get_locale()), hour, tuple(sorted(kwargs.items())))
         unselected = self._rendered.get(key)
         if unselected is None:
-            self._rendered.clear()
+            # One rendering per language is kept for the hour: pages in several languages
+            # served in turn must not render the list again each time.
+            self._rendered = {
+                kept: html for kept, html in self._rendered.items() if kept[1] == hour
+            }
             rendered: Markup = super().__call__(field, **kwargs)
             # WTForms writes attributes in name order: "selected" comes right before "value".
             unselected = rendered.replace(Markup(" selected value="), Markup(" value="))
@@ -126,10 +129,33 @@ def _zones_by_region() -> tuple[tuple[str | None, tuple[str, ...]], ...]:
     return tuple((region, tuple(zones)) for region, zones in ordered)
 
 
+def _region_label(region: str | None) -> str:
+    """The heading of a group of zones, named by the first part of their IANA names."""
+    # The context is written out in each call: extraction reads only literal strings.
+    labels = {
+        "Africa": pgettext("time zone region", "Africa"),
+        "America": pgettext("time zone region", "Americas"),
+        "Antarctica": pgettext("time zone region", "Antarctica"),
+        "Arctic": pgettext("time zone region", "Arctic"),
+        "Asia": pgettext("time zone region", "Asia"),
+        "Atlantic": pgettext("time zone region", "Atlantic Ocean"),
+        "Australia": pgettext("time zone region", "Australia"),
+        "Europe": pgettext("time zone region", "Europe"),
+        "Indian": pgettext("time zone region", "Indian Ocean"),
+        "Pacific": pgettext("time zone region", "Pacific Ocean"),
+    }
+    return labels.get(region or "", pgettext("time zone region", "Other"))
+
+
 @cache
-def _zone_countries() -> dict[str, str]:
-    """The country code of each place's zone, from the zone database."""
-    return {zone: code for code, zones in pytz.country_timezones.items() for zone in zones}
+def _zone_aliases_by_zone() -> dict[str, str]:
+    """The legacy names of each offered zone, space-separated, for the browser's suggestion."""
+    found: dict[str, list[str]] = {}
+    for alias in zones.time_zones():
+        zone = zones.canonical_zone(alias)
+        if zone != alias:
+            found.setdefault(zone, []).append(alias)
+    return {zone: " ".join(sorted(aliases)) for zone, aliases in found.items()}
 
 
 def utc_offset(zone: str, moment: datetime) -> str:
@@ -144,31 +170,47 @@ def zone_choices() -> list[SelectChoice]:
     return _zone_choices(str(get_locale() or "en"), hour)
 
 
-@functools.lru_cache(maxsize=16)
-def _zone_choices(locale: str, hour: datetime) -> list[SelectChoice]:
-    """Time zone options by region: the place in the reader's language, and its offset now.
+@functools.cache
+def _zone_names(locale: str) -> tuple[tuple[str, str, dict[str, str], str], ...]:
+    """Each offered zone's name, search terms and group heading in one language.
 
-    Each carries what else the searchable picker (``static/js/zone-picker.js``) matches:
-    the country, and the English names on a page in another language.
+    Some 400 names from CLDR take a while to look up, and they never change: once per
+    language per process. Each option carries what else the searchable picker
+    (``static/js/zone-picker.js``) matches: the country, the English names on a page in
+    another language, and the legacy names the browser may report.
     """
-    other = gettext("Other")
-    territories = Locale.parse(locale).territories
-    english = Locale.parse("en").territories
-    now = hour
-    choices = []
+    reader = Locale.parse(locale)
+    english = Locale.parse("en")
+    aliases = _zone_aliases_by_zone()
+    names = []
     for region, members in _zones_by_region():
+        heading = _region_label(region)
         for zone in members:
-            city = get_timezone_location(zone, locale=locale, return_city=True)
-            code = _zone_countries().get(zone, "")
-            country = territories.get(code, "") if code else ""
-            offset = utc_offset(zone, now)
-            attributes = {"data-country": country} if country else {}
+            code = zones.zone_country(zone)
+            attributes = {}
+            country = reader.territories.get(code, "") if code else ""
+            if country:
+                attributes["data-country"] = country
             if locale != "en":
                 # People also look for a place by its English name.
-                also = [english.get(code, ""), get_timezone_location(zone, "en", True)]
+                also = [
+                    english.territories.get(code, "") if code else "",
+                    zones.zone_label(zone, english),
+                ]
                 attributes["data-also"] = " ".join(part for part in also if part)
-            choices.append(SelectChoice(zone, f"{city} ({offset})", attributes, region or other))
-    return choices
+            if zone in aliases:
+                attributes["data-aliases"] = aliases[zone]
+            names.append((zone, zones.zone_label(zone, reader), attributes, heading))
+    return tuple(names)
+
+
+@functools.lru_cache(maxsize=16)
+def _zone_choices(locale: str, hour: datetime) -> list[SelectChoice]:
+    """Time zone options by region: the zone as people know it, and its offset now."""
+    return [
+        SelectChoice(zone, f"{name} · {utc_offset(zone, hour)}", attributes, heading)
+        for zone, name, attributes, heading in _zone_names(locale)
+    ]
 
 
 def _field(pref: Preference) -> Field:

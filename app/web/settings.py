@@ -63,7 +63,7 @@ def save() -> ResponseReturnValue:
             user.snapshot, edited, source="page", seen=form.seen(), resets=False
         )
     except validation.ValidationError as exc:
-        form.add_errors(exc.errors)
+        form.add_errors(exc.for_pages())
         return page.render(FORM, 422, form=form)
     except service.ConflictingChange as exc:
         return _conflict(exc)
@@ -104,7 +104,7 @@ def save_field(field_name: str) -> ResponseReturnValue:
             signed_in().snapshot, {pref.key: value}, source="page", resets=False
         )
     except validation.ValidationError as exc:
-        return _rejected(pref, [text for messages in exc.errors.values() for text in messages])
+        return _rejected(pref, [text for messages in exc.for_pages().values() for text in messages])
     return _saved(pref, saved)
 
 

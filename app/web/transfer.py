@@ -85,7 +85,7 @@ def import_confirm() -> ResponseReturnValue:
             else None,
         )
     except validation.ValidationError as exc:
-        return _render(_refused(exc.errors), 422)
+        return _render(_refused(exc.for_pages()), 422)
     except writes.VersionMismatch:
         # The preview no longer says what importing does: show what it would do now.
         state = _preview(text.encode())
@@ -181,7 +181,7 @@ def _preview(upload: bytes | ImportState | None) -> ImportState:
     try:
         result = transfer.import_document(signed_in().id, document, dry_run=True)
     except validation.ValidationError as exc:
-        return _refused(exc.errors)
+        return _refused(exc.for_pages())
     state.changes = display.rows(result.changes)
     state.version = result.settings.version
     return state

@@ -81,8 +81,15 @@ function suggestZone(root) {
   const box = root.querySelector("[data-zone-suggestion]");
   const select = root.querySelector("select");
   if (!box || !select) return;
-  const zone = deviceZone();
-  const option = zone && Array.from(select.options).find((candidate) => candidate.value === zone);
+  const reported = deviceZone();
+  // A browser may report a legacy name (Asia/Calcutta): the option of its canonical zone says so.
+  const option =
+    reported &&
+    Array.from(select.options).find(
+      (candidate) =>
+        candidate.value === reported || (candidate.dataset.aliases || "").split(" ").includes(reported),
+    );
+  const zone = option?.value;
   if (!option || select.value === zone) {
     box.hidden = true;
     return;

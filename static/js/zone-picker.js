@@ -6,19 +6,23 @@
 const MAX_SHOWN = 60;
 const refocus = new Set();
 
-// Each option reads "Tokyo (UTC+09:00)"; data-country names its country in the page's
-// language, data-also the English names on a page in another language.
+// Each option reads "Japan Time (Tokyo) · UTC+09:00"; data-country names its country in the
+// page's language, data-also the English names on a page in another language, data-aliases
+// the legacy names of the zone (Asia/Calcutta), which browsers may still report.
 function optionsOf(select) {
   return Array.from(select.options).map((option) => {
     const label = option.textContent.trim();
-    const { country = "", also = "" } = option.dataset;
+    const { country = "", also = "", aliases = "" } = option.dataset;
+    const [, place = label, offset = ""] = label.match(/^(.*?)\s*·\s*(UTC\S*)$/) || [];
+    const names = `${option.value} ${aliases}`.replaceAll("_", " ").replaceAll("/", " ");
     return {
       value: option.value,
       label,
-      place: label.replace(/\s*\(UTC[^)]*\)$/, ""),
-      offset: (label.match(/\((UTC[^)]*)\)$/) || [])[1] || "",
+      place,
+      offset,
       country,
-      search: `${label} ${country} ${also} ${option.value.replaceAll("_", " ")}`.toLowerCase(),
+      region: option.parentElement?.label || "",
+      search: `${label} ${country} ${also} ${names}`.toLowerCase(),
     };
   });
 }
@@ -52,7 +56,7 @@ export function enhance(select) {
   for (const name of ["aria-describedby", "aria-invalid"]) {
     if (select.hasAttribute(name)) input.setAttribute(name, select.getAttribute(name));
   }
-  const list = document.createElement("ul");
+  const list = document.createElement("div");
   list.className = "zone-picker__list";
   list.id = `${id}-listbox`;
   list.setAttribute("role", "listbox");
@@ -88,21 +92,36 @@ export function enhance(select) {
   function open(query) {
     const words = query.toLowerCase().split(/\s+/).filter(Boolean);
     shown = (words.length ? entries.filter((entry) => matches(entry, words)) : entries).slice(0, MAX_SHOWN);
-    list.replaceChildren(
-      ...shown.map((entry, index) => {
-        const item = document.createElement("li");
-        item.id = `${id}-option-${index}`;
-        item.setAttribute("role", "option");
-        item.dataset.value = entry.value;
-        const place = document.createElement("span");
-        place.textContent = entry.place;
-        const meta = document.createElement("span");
-        meta.className = "zone-picker__meta";
-        meta.textContent = [entry.country, entry.offset].filter(Boolean).join(" · ");
-        item.append(place, meta);
-        return item;
-      }),
-    );
+    // Grouped by region under a heading, as the select's optgroups are.
+    const groups = [];
+    shown.forEach((entry, index) => {
+      let group = groups.at(-1);
+      if (!group || group.dataset.region !== entry.region) {
+        group = document.createElement("div");
+        group.setAttribute("role", "group");
+        group.dataset.region = entry.region;
+        const heading = document.createElement("div");
+        heading.id = `${id}-group-${groups.length}`;
+        heading.className = "zone-picker__group";
+        heading.setAttribute("role", "presentation");
+        heading.textContent = entry.region;
+        group.setAttribute("aria-labelledby", heading.id);
+        group.append(heading);
+        groups.push(group);
+      }
+      const item = document.createElement("div");
+      item.id = `${id}-option-${index}`;
+      item.setAttribute("role", "option");
+      item.dataset.value = entry.value;
+      const place = document.createElement("span");
+      place.textContent = entry.place;
+      const meta = document.createElement("span");
+      meta.className = "zone-picker__meta";
+      meta.textContent = [entry.country, entry.offset].filter(Boolean).join(" · ");
+      item.append(place, meta);
+      group.append(item);
+    });
+    list.replaceChildren(...groups);
     list.hidden = shown.length === 0;
     empty.hidden = shown.length > 0;
     input.setAttribute("aria-expanded", String(shown.length > 0));

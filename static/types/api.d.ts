@@ -168,7 +168,7 @@ export interface components {
                  * @default en
                  * @enum {string}
                  */
-                locale: "en" | "de" | "fr" | "ja";
+                locale: "en" | "ar" | "de" | "fr" | "ja";
                 notifications?: {
                     /**
                      * Summary email
@@ -243,7 +243,7 @@ export interface components {
                  * @default en
                  * @enum {string}
                  */
-                locale: "en" | "de" | "fr" | "ja";
+                locale: "en" | "ar" | "de" | "fr" | "ja";
                 notifications?: {
                     /**
                      * Summary email
@@ -312,7 +312,7 @@ export interface components {
              * @default en
              * @enum {string}
              */
-            locale: "en" | "de" | "fr" | "ja";
+            locale: "en" | "ar" | "de" | "fr" | "ja";
             notifications: {
                 /**
                  * Summary email
@@ -355,7 +355,7 @@ export interface components {
         };
         SettingsPatch: {
             /** @description The language of the interface. */
-            locale?: ("en" | "de" | "fr" | "ja") | null;
+            locale?: ("en" | "ar" | "de" | "fr" | "ja") | null;
             notifications?: {
                 /** @description A digest of activity, sent on this schedule. */
                 digest?: ("off" | "daily" | "weekly") | null;
@@ -378,7 +378,7 @@ export interface components {
              * @default en
              * @enum {string}
              */
-            locale: "en" | "de" | "fr" | "ja";
+            locale: "en" | "ar" | "de" | "fr" | "ja";
             notifications?: {
                 /**
                  * Summary email

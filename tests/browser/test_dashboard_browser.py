@@ -133,7 +133,9 @@ def test_shows_the_settings_from_the_api(
     assert html_theme(page) == "dark"
     expect(summary.locator("[data-key=locale]")).to_have_text("Deutsch")
     # As the settings page names it: the place in the user's language, and its offset now.
-    expect(summary.locator("[data-key=timezone]")).to_have_text("Tokio (UTC+09:00)")
+    expect(summary.locator("[data-key=timezone]")).to_have_text(
+        "Japanische Zeit (Tokio) · UTC+09:00"
+    )
     expect(summary.locator("[data-key='notifications.push'] [data-on]")).to_have_attribute(
         "data-on", "true"
     )

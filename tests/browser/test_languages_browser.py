@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from playwright.sync_api import BrowserContext, Page, expect
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import User
+from app.preferences import service
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
+from tests.browser.test_experience_browser import stored
 
 pytestmark = pytest.mark.browser
 
@@ -17,6 +23,7 @@ EXPECTED = {
     "de": ("Einstellungen", "Design", "Änderungen werden sofort gespeichert."),
     "fr": ("Paramètres", "Thème", "Vos modifications sont enregistrées au fur et à mesure."),
     "ja": ("設定", "テーマ", "変更はすぐに保存されます。"),
+    "ar": ("الإعدادات", "المظهر", "تُحفظ التغييرات فور إجرائها."),
 }
 
 #: Whether an element is inside one clipped to nothing: text kept for screen readers only
@@ -56,6 +63,50 @@ OVERFLOWING = (
 """
 )
 
+
+#: Visible boxes that cover part of another box neither contains: text-bearing elements and
+#: controls (an invisible input stretched over its card, as the theme cards do, is left out).
+OVERLAPPING = (
+    """
+() => {"""
+    + VISUALLY_HIDDEN
+    + """
+  const spinners = [...document.querySelectorAll("[id$='-spinner']")];
+  spinners.forEach((el) => { el.style.display = "none"; });
+  const ownText = (el) =>
+    [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+  const boxes = [...document.querySelectorAll("body *")]
+    .filter((el) => {
+      if (el.closest("[hidden], template, noscript, svg, select")) return false;
+      if (visuallyHidden(el)) return false;
+      const style = getComputedStyle(el);
+      if (style.display === "none" || style.visibility === "hidden" || style.opacity === "0") {
+        return false;
+      }
+      return ownText(el) || el.matches("input, select, button, textarea");
+    })
+    .map((el) => [el, el.getBoundingClientRect()])
+    .filter(([, r]) => r.width > 0 && r.height > 0);
+  const found = [];
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ra] = boxes[i];
+      const [b, rb] = boxes[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const x = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+      const y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+      if (x > 1 && y > 1) {
+        const name = (el) =>
+          `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}"`;
+        found.push([name(a), name(b)]);
+      }
+    }
+  }
+  spinners.forEach((el) => { el.style.display = ""; });
+  return found;
+}
+"""
+)
 
 #: Words the browser had to split across two lines (``overflow-wrap: anywhere`` does that
 #: to a word wider than its box): Latin-script words anywhere, and short runs of kana or
@@ -101,6 +152,11 @@ def assert_nothing_overflows(page: Page) -> None:
     assert page.evaluate(OVERFLOWING) == []
 
 
+def assert_nothing_overlaps(page: Page) -> None:
+    """No text or control is drawn over another one."""
+    assert page.evaluate(OVERLAPPING) == []
+
+
 def broken_words(page: Page) -> list[str]:
     """Words split across lines on the page, in document order."""
     return list(page.evaluate(BROKEN_WORDS))
@@ -118,14 +174,14 @@ def choose_language(page: Page, locale: str) -> None:
 def assert_in_language(page: Page, locale: str) -> None:
     heading, theme, note = EXPECTED[locale]
     expect(page.locator("html")).to_have_attribute("lang", locale)
-    expect(page.locator("html")).to_have_attribute("dir", "ltr")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl" if locale == "ar" else "ltr")
     expect(page.get_by_role("heading", level=1)).to_have_text(heading)
     expect(page.locator("#setting-theme legend")).to_have_text(theme)
     expect(page.get_by_text(note, exact=True)).to_be_visible()
     expect(page.locator("#locale")).to_have_value(locale)
 
 
-@pytest.mark.parametrize("locale", ["de", "fr", "ja"])
+@pytest.mark.parametrize("locale", ["de", "fr", "ja", "ar"])
 def test_language_switch_through_the_page(
     signed_in_page: Page, live_server: LiveServer, locale: str
 ) -> None:
@@ -150,7 +206,7 @@ def test_language_switch_through_the_page(
     expect(page.get_by_role("heading", level=1)).to_have_text("Settings")
 
 
-@pytest.mark.parametrize("locale", ["de", "fr", "ja"])
+@pytest.mark.parametrize("locale", ["de", "fr", "ja", "ar"])
 def test_narrow_screen_in_each_language(
     live_server: LiveServer,
     browser_user: str,
@@ -166,7 +222,7 @@ def test_narrow_screen_in_each_language(
     screenshot(page, f"settings-{locale}-narrow")
 
 
-@pytest.mark.parametrize("locale", ["en", "de", "fr", "ja"])
+@pytest.mark.parametrize("locale", ["en", "de", "fr", "ja", "ar"])
 def test_narrow_screen_splits_no_word(
     live_server: LiveServer,
     browser_user: str,
@@ -179,3 +235,94 @@ def test_narrow_screen_splits_no_word(
         choose_language(page, locale)
         page.reload()
     assert broken_words(page) == []
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 1280])
+def test_arabic_settings_page_is_mirrored_and_finished(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+    theme: str,
+    width: int,
+) -> None:
+    with live_app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
+        service.update_settings(
+            user_id, {"locale": "ar", "theme": theme, "timezone": "Asia/Riyadh"}
+        )
+        # A change in the history, so its table is on the page too.
+        service.update_settings(user_id, {"notifications.digest": "daily"}, source="page")
+    page = new_context(viewport={"width": width, "height": 900}).new_page()
+    sign_in(page, live_server.url, browser_user)
+    assert_in_language(page, "ar")
+    expect(page.locator("html")).to_have_attribute("data-theme", theme)
+    # Mirrored: the form's labels start on the right, and so does the heading.
+    heading = page.get_by_role("heading", level=1).bounding_box()
+    main = page.locator("main").bounding_box()
+    assert heading is not None and main is not None
+    assert heading["x"] + heading["width"] > main["x"] + main["width"] - 80
+    # The zone as people in Arabic know it, and Babel's Arabic date for "last saved".
+    expect(page.get_by_role("combobox", name="المنطقة الزمنية")).to_have_value(
+        "التوقيت العربي (الرياض) · UTC+03:00"
+    )
+    expect(page.get_by_text("آخر حفظ في")).to_be_visible()
+    assert_nothing_overflows(page)
+    assert_nothing_overlaps(page)
+    assert broken_words(page) == []
+    assert [violation["id"] for violation in run_axe(page)] == []
+    name = f"settings-ar-{theme}" if width == 1280 else f"settings-ar-{theme}-narrow"
+    assert screenshot(page, name).stat().st_size > 10_000
+
+
+def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+) -> None:
+    with live_app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
+        service.update_settings(user_id, {"locale": "ar"})
+    page = new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(page, live_server.url, browser_user)
+    picker = page.get_by_role("combobox", name="المنطقة الزمنية")
+    listbox = page.get_by_role("listbox")
+    for query in ("طوكيو", "tokyo", "اليابان", "japan"):
+        picker.fill(query)
+        expect(listbox.get_by_role("option").first).to_contain_text("توقيت اليابان (طوكيو)")
+    # Matches are grouped under their region, and the open list is accessible.
+    expect(listbox.get_by_role("group", name="آسيا")).to_be_visible()
+    assert [violation["id"] for violation in run_axe(page)] == []
+    # A legacy name finds its zone too: Calcutta is Kolkata.
+    picker.fill("calcutta")
+    expect(listbox.get_by_role("option")).to_have_count(1)
+    expect(listbox.get_by_role("option").first).to_contain_text("توقيت الهند")
+    screenshot(page, "zone-picker-ar")
+    with page.expect_response(lambda r: r.url.endswith("/settings/timezone")):
+        page.keyboard.press("Enter")
+    assert stored(live_app, browser_user)["timezone"] == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_arabic_dashboard_is_mirrored_and_finished(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+    width: int,
+) -> None:
+    with live_app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
+        service.update_settings(user_id, {"locale": "ar", "timezone": "Africa/Cairo"})
+    page = new_context(viewport={"width": width, "height": 900}).new_page()
+    sign_in(page, live_server.url, browser_user)
+    page.goto(f"{live_server.url}/dashboard")
+    expect(page.locator("#sync-status")).to_have_attribute("data-status", "ok")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.locator("#settings-summary [data-key=timezone]")).to_contain_text("القاهرة")
+    assert_nothing_overflows(page)
+    assert_nothing_overlaps(page)
+    assert [violation["id"] for violation in run_axe(page)] == []
+    screenshot(page, f"dashboard-ar-{width}")

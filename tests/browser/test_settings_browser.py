@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
+from tests.browser.test_experience_browser import stored
 
 pytestmark = pytest.mark.browser
 
@@ -153,7 +155,7 @@ def test_device_zone_is_offered_and_saved_in_one_click(
     sign_in(page, live_server.url, browser_user)
     button = zone_suggestion(page)
     expect(button).to_be_visible()
-    expect(button).to_contain_text("New York (UTC-0")
+    expect(button).to_contain_text("Eastern Time (New York) · UTC-0")
     with saved(page, "timezone"):
         button.click()
     expect(page.locator("#timezone")).to_have_value("America/New_York")
@@ -164,6 +166,25 @@ def test_device_zone_is_offered_and_saved_in_one_click(
     expect(page.locator("#timezone")).to_have_value("America/New_York")
     expect(zone_suggestion(page)).to_have_count(1)
     expect(zone_suggestion(page)).to_be_hidden()
+
+
+def test_device_zone_reported_by_a_legacy_name_is_offered_as_the_canonical_one(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+) -> None:
+    page = new_context(timezone_id="Asia/Kolkata").new_page()
+    sign_in(page, live_server.url, browser_user)
+    # Chromium's ICU still calls Kolkata by its old name.
+    reported = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    assert reported in {"Asia/Calcutta", "Asia/Kolkata"}
+    button = zone_suggestion(page)
+    expect(button).to_contain_text("India Standard Time (Kolkata) · UTC+05:30")
+    with saved(page, "timezone"):
+        button.click()
+    expect(page.locator("#timezone")).to_have_value("Asia/Kolkata")
+    assert stored(live_app, browser_user)["timezone"] == "Asia/Kolkata"
 
 
 def test_slow_save_shows_spinner(signed_in_page: Page) -> None:
