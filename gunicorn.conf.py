@@ -3,16 +3,15 @@
 ``gunicorn -c gunicorn.conf.py`` serves the installed package (``app:create_app()``) from any
 directory; ``scripts/build-production.sh`` puts this file beside the environment it builds.
 
-gthread workers: idle keep-alive connections wait in each worker's poller, and a client that
-sends its request slowly holds a thread for at most five seconds. In production a buffering
-reverse proxy (nginx, a cloud load balancer) stands in front: it reads the whole request
-before passing it on, so slow clients never reach a worker. See the README's Deploy section.
-
-One thread per worker by default, and a worker per core: the app's requests spend their time
-in Python, not waiting (Redis and PostgreSQL answer in a fraction of a millisecond), so more
-threads only take turns on the GIL. In ``make bench`` four threads per worker served the
-settings page a third slower than one. Raise ``GUNICORN_THREADS`` where requests do wait:
-a database far away, or Redis out of reach, when each write waits up to 0.6 s.
+Sync workers, two per core and one more (``make bench``, docs/performance.md): a request
+spends its time in Python or waiting on one round trip, and while one worker waits for the
+WAL flush of a write another uses the core. Against one worker per core this served writes
+a quarter faster and reads alike; gthread workers were slower on every scenario, their
+threads taking turns on the GIL. Sync workers need a buffering reverse proxy in front (nginx,
+a cloud load balancer): it reads each request whole before passing it on, so a slow client
+never holds a worker (deploy/nginx.conf; the README's Deploy section). Where requests wait
+longer (a database far away), raise ``WEB_CONCURRENCY``, or use ``GUNICORN_WORKER_CLASS=gthread``
+with ``GUNICORN_THREADS``.
 """
 
 import os
@@ -22,8 +21,8 @@ wsgi_app = "app:create_app()"
 
 # Behind the reverse proxy on the same host; a container sets GUNICORN_BIND=0.0.0.0:8000.
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))))
-worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1) + 1)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 
 # A request that runs longer than this is killed; every database and Redis wait is bounded
