@@ -374,12 +374,19 @@ def private_services() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
         postgres.destroy()
 
 
-def drill(phase_seconds: float, clients: int, users: int) -> Report:
+def drill(
+    phase_seconds: float,
+    clients: int,
+    users: int,
+    worker_class: str | None = None,
+    threads: int | None = None,
+) -> Report:
     """Run every fault in turn under load; return the report."""
     with private_services() as (postgres, redis_server):
         database = prepare_database("drill", users, postgres.admin_url)
         env = flask_env(database + "?connect_timeout=2", redis_server.url, CACHE_RETRY_AFTER="1")
-        with gunicorn("app", "wsgi:app", env, workers=2, timeout=20) as app:
+        serving = {"worker_class": worker_class, "threads": threads}
+        with gunicorn("app", "wsgi:app", env, workers=2, timeout=20, **serving) as app:
             emails = [f"bench{i + 1}@example.com" for i in range(clients)]
             sessions = [sign_in(app.url, email) for email in emails]
             ledger = Ledger()
@@ -479,8 +486,12 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--worker-class", default=None, help="gunicorn.conf.py's unless given")
+    parser.add_argument("--worker-threads", type=int, default=None)
     args = parser.parse_args()
-    report = drill(args.phase_seconds, args.clients, args.users)
+    report = drill(
+        args.phase_seconds, args.clients, args.users, args.worker_class, args.worker_threads
+    )
     print(render(report))
     found = problems_in(report)
     if found:

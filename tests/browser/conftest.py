@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app.auth import service as auth_service
+from app.extensions import db
+from app.models import User
+from app.preferences import service as preferences
 from tests.conftest import PASSWORD, build_app, fresh_tables, make_config, run_database_url
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -86,6 +90,14 @@ def browser_user(live_app: Flask) -> str:
     with live_app.app_context():
         auth_service.create_user("person@example.com", PASSWORD)
     return "person@example.com"
+
+
+def save_settings(app: Flask, email: str, *changes: dict[str, Any], source: str = "other") -> None:
+    """Save each of ``changes`` in turn for the user ``email``, as another device would."""
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == email))
+        for change in changes:
+            preferences.update_settings(user_id, change, source=source)
 
 
 @pytest.fixture

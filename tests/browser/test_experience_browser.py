@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import User
-from app.preferences import registry, service, zones
+from app.preferences import registry, zones
 from app.preferences import snapshot as snapshots
-from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
+from tests.browser.conftest import LiveServer, run_axe, save_settings, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -351,10 +351,12 @@ def test_no_page_scrolls_sideways_at_any_width(
     new_context: Callable[..., BrowserContext],
     locale: str,
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        service.update_settings(user_id, {"locale": locale, "theme": "dark"})
-        service.update_settings(user_id, {"timezone": "America/Argentina/Buenos_Aires"})
+    save_settings(
+        live_app,
+        browser_user,
+        {"locale": locale, "theme": "dark"},
+        {"timezone": "America/Argentina/Buenos_Aires"},
+    )
     context = new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     sign_in(page, live_server.url, browser_user)
@@ -384,10 +386,8 @@ def test_history_rows_stack_on_a_narrow_screen(
     browser_user: str,
     new_context: Callable[..., BrowserContext],
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        for zone in ("Europe/Berlin", "Asia/Tokyo", "America/Argentina/Buenos_Aires"):
-            service.update_settings(user_id, {"timezone": zone}, source="page")
+    zones = ("Europe/Berlin", "Asia/Tokyo", "America/Argentina/Buenos_Aires")
+    save_settings(live_app, browser_user, *({"timezone": zone} for zone in zones), source="page")
     page = new_context(viewport={"width": 375, "height": 800}).new_page()
     sign_in(page, live_server.url, browser_user)
     page.goto(f"{live_server.url}/settings/history")
@@ -423,9 +423,7 @@ def test_control_borders_stand_out_three_to_one(
     signed_in_page: Page, live_app: Flask, browser_user: str, theme: str
 ) -> None:
     page = signed_in_page
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        service.update_settings(user_id, {"theme": theme})
+    save_settings(live_app, browser_user, {"theme": theme})
     page.reload()
     for selector in ("#locale", "#notifications__digest", "#timezone-search"):
         border, background = page.locator(selector).evaluate(
@@ -464,10 +462,8 @@ def test_history_page_reaches_older_changes(
     browser_user: str,
     new_context: Callable[..., BrowserContext],
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        for index in range(25):
-            service.update_settings(user_id, {"theme": ("dark", "light")[index % 2]}, source="cli")
+    themes = ({"theme": ("dark", "light")[index % 2]} for index in range(25))
+    save_settings(live_app, browser_user, *themes, source="cli")
     page = new_context().new_page()
     sign_in(page, live_server.url, browser_user)
     page.goto(f"{live_server.url}/settings/history")

@@ -7,12 +7,8 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, Page, expect
-from sqlalchemy import select
 
-from app.extensions import db
-from app.models import User
-from app.preferences import service
-from tests.browser.conftest import LiveServer, run_axe, screenshot, sign_in
+from tests.browser.conftest import LiveServer, run_axe, save_settings, screenshot, sign_in
 from tests.browser.test_experience_browser import stored
 
 pytestmark = pytest.mark.browser
@@ -247,13 +243,11 @@ def test_arabic_settings_page_is_mirrored_and_finished(
     theme: str,
     width: int,
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        service.update_settings(
-            user_id, {"locale": "ar", "theme": theme, "timezone": "Asia/Riyadh"}
-        )
-        # A change in the history, so its table is on the page too.
-        service.update_settings(user_id, {"notifications.digest": "daily"}, source="page")
+    save_settings(
+        live_app, browser_user, {"locale": "ar", "theme": theme, "timezone": "Asia/Riyadh"}
+    )
+    # A change in the history, so its table is on the page too.
+    save_settings(live_app, browser_user, {"notifications.digest": "daily"}, source="page")
     page = new_context(viewport={"width": width, "height": 900}).new_page()
     sign_in(page, live_server.url, browser_user)
     assert_in_language(page, "ar")
@@ -282,9 +276,7 @@ def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
     browser_user: str,
     new_context: Callable[..., BrowserContext],
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        service.update_settings(user_id, {"locale": "ar"})
+    save_settings(live_app, browser_user, {"locale": "ar"})
     page = new_context(viewport={"width": 1280, "height": 900}).new_page()
     sign_in(page, live_server.url, browser_user)
     picker = page.get_by_role("combobox", name="المنطقة الزمنية")
@@ -313,9 +305,7 @@ def test_arabic_dashboard_is_mirrored_and_finished(
     new_context: Callable[..., BrowserContext],
     width: int,
 ) -> None:
-    with live_app.app_context():
-        user_id = db.session.scalar(select(User.id).where(User.email == browser_user))
-        service.update_settings(user_id, {"locale": "ar", "timezone": "Africa/Cairo"})
+    save_settings(live_app, browser_user, {"locale": "ar", "timezone": "Africa/Cairo"})
     page = new_context(viewport={"width": width, "height": 900}).new_page()
     sign_in(page, live_server.url, browser_user)
     page.goto(f"{live_server.url}/dashboard")
