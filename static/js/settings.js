@@ -134,6 +134,32 @@ function focusAfterReload() {
   document.getElementById(id)?.focus();
 }
 
+// A file input names its button and its empty state in the browser's language, not the page's:
+// with script it hides behind a button and a file name in the page's language.
+function enhanceFilePickers(scope) {
+  const fields = scope.matches?.("[data-file-field]")
+    ? [scope]
+    : scope.querySelectorAll?.("[data-file-field]") || [];
+  for (const field of fields) {
+    if (field.dataset.enhanced) continue;
+    field.dataset.enhanced = "true";
+    const input = field.querySelector("input[type=file]");
+    const name = field.querySelector("[data-file-name]");
+    // Out of sight, of the tab order and of the accessibility tree: the button stands in.
+    input.classList.add("visually-hidden");
+    input.tabIndex = -1;
+    input.setAttribute("aria-hidden", "true");
+    field.querySelector("[data-file-picker]").hidden = false;
+    field.querySelector("[data-file-choose]").addEventListener("click", () => input.click());
+    input.addEventListener("change", () => {
+      name.textContent = input.files[0]?.name || name.dataset.empty;
+    });
+  }
+}
+
+enhanceFilePickers(document);
+document.body.addEventListener("htmx:load", (event) => enhanceFilePickers(event.target));
+
 if (form && window.htmx) {
   form.classList.add("settings-form--live");
   setUp(document);

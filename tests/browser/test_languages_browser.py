@@ -297,6 +297,37 @@ def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
     assert stored(live_app, browser_user)["timezone"] == "Asia/Kolkata"
 
 
+def test_file_picker_speaks_the_page_language(
+    live_server: LiveServer,
+    live_app: Flask,
+    browser_user: str,
+    new_context: Callable[..., BrowserContext],
+) -> None:
+    """Browsers name a file input's button in their own language; the page names it in its."""
+    save_settings(live_app, browser_user, {"locale": "ar"})
+    page = new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sign_in(page, live_server.url, browser_user)
+    card = page.locator("#transfer")
+    expect(card.get_by_role("button", name="اختيار ملف")).to_be_visible()
+    expect(card.locator("[data-file-name]")).to_have_text("لم يتم اختيار أي ملف")
+    # The browser's own control, which speaks the browser's language, is out of sight.
+    expect(page.locator("#import-file")).to_have_attribute("aria-hidden", "true")
+    box = page.locator("#import-file").bounding_box()
+    assert box is not None
+    assert box["width"] <= 1
+    assert box["height"] <= 1
+    page.set_input_files(
+        "#import-file",
+        files=[{"name": "إعداداتي.json", "mimeType": "application/json", "buffer": b"{}"}],
+    )
+    expect(card.locator("[data-file-name]")).to_have_text("إعداداتي.json")
+    assert [violation["id"] for violation in run_axe(page)] == []
+    # The button opens the browser's own file dialog.
+    with page.expect_file_chooser() as chooser:
+        card.get_by_role("button", name="اختيار ملف").click()
+    assert chooser.value.element.get_attribute("id") == "import-file"
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_arabic_dashboard_is_mirrored_and_finished(
     live_server: LiveServer,
