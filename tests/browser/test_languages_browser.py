@@ -270,15 +270,24 @@ def test_arabic_settings_page_is_mirrored_and_finished(
     assert screenshot(page, name).stat().st_size > 10_000
 
 
-def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
+@pytest.fixture
+def arabic_page(
     live_server: LiveServer,
     live_app: Flask,
     browser_user: str,
     new_context: Callable[..., BrowserContext],
-) -> None:
+) -> Page:
+    """The signed-in user's settings page in Arabic, on a wide screen."""
     save_settings(live_app, browser_user, {"locale": "ar"})
     page = new_context(viewport={"width": 1280, "height": 900}).new_page()
     sign_in(page, live_server.url, browser_user)
+    return page
+
+
+def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
+    arabic_page: Page, live_app: Flask, browser_user: str
+) -> None:
+    page = arabic_page
     picker = page.get_by_role("combobox", name="المنطقة الزمنية")
     listbox = page.get_by_role("listbox")
     for query in ("طوكيو", "tokyo", "اليابان", "japan"):
@@ -297,16 +306,9 @@ def test_arabic_zone_picker_finds_cities_in_arabic_and_english(
     assert stored(live_app, browser_user)["timezone"] == "Asia/Kolkata"
 
 
-def test_file_picker_speaks_the_page_language(
-    live_server: LiveServer,
-    live_app: Flask,
-    browser_user: str,
-    new_context: Callable[..., BrowserContext],
-) -> None:
+def test_file_picker_speaks_the_page_language(arabic_page: Page) -> None:
     """Browsers name a file input's button in their own language; the page names it in its."""
-    save_settings(live_app, browser_user, {"locale": "ar"})
-    page = new_context(viewport={"width": 1280, "height": 900}).new_page()
-    sign_in(page, live_server.url, browser_user)
+    page = arabic_page
     card = page.locator("#transfer")
     expect(card.get_by_role("button", name="اختيار ملف")).to_be_visible()
     expect(card.locator("[data-file-name]")).to_have_text("لم يتم اختيار أي ملف")
