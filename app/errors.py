@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -27,30 +28,31 @@ from app import access, ratelimits
 from app.extensions import login_manager
 from app.http.htmx import is_htmx_request
 from app.http.problems import is_api_request, problem
-from app.text import gettext
+from app.text import gettext, lazy_gettext
 
 log = logging.getLogger(__name__)
 
 
-def _messages() -> dict[int, str]:
-    """A default message per status, in the request's language."""
-    return {
-        400: gettext("The request could not be understood."),
-        401: gettext("Please sign in to continue."),
-        403: gettext("You are not allowed to do that."),
-        404: gettext("There is nothing at this address."),
-        405: gettext("This address does not accept that method."),
-        413: gettext("The request is too large."),
-        415: gettext("The request body must be JSON."),
-        429: gettext("Too many attempts. Please wait a minute and try again."),
-        500: gettext("Something went wrong on our side. Please try again."),
-        503: gettext("The service is briefly unavailable. Please try again in a moment."),
-    }
+#: A default message per status, translated when an error is answered.
+MESSAGES: dict[int, Any] = {
+    400: lazy_gettext("The request could not be understood."),
+    401: lazy_gettext("Please sign in to continue."),
+    403: lazy_gettext("You are not allowed to do that."),
+    404: lazy_gettext("There is nothing at this address."),
+    405: lazy_gettext("This address does not accept that method."),
+    413: lazy_gettext("The request is too large."),
+    415: lazy_gettext("The request body must be JSON."),
+    429: lazy_gettext("Too many attempts. Please wait a minute and try again."),
+    500: lazy_gettext("Something went wrong on our side. Please try again."),
+    503: lazy_gettext("The service is briefly unavailable. Please try again in a moment."),
+}
 
 
 def error_response(status: int, detail: str | None = None) -> Response:
     """An error in the shape the client expects: problem JSON under /api, a page elsewhere."""
-    message = detail or _messages().get(status, gettext("Something went wrong."))
+    message = detail or (
+        str(MESSAGES[status]) if status in MESSAGES else gettext("Something went wrong.")
+    )
     if is_api_request():
         return problem(status, message)
     template = "errors/fragment.html" if is_htmx_request() else "errors/error.html"

@@ -12,7 +12,7 @@ from app.http.json_body import BadBody
 from app.logs import current_request_id
 from app.preferences import validation, writes
 from app.preferences.snapshot import UserNotFound
-from app.text import gettext
+from app.text import gettext, lazy_gettext
 
 PROBLEM_TYPE_BASE = "/api/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -23,25 +23,22 @@ def is_api_request() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def _titles() -> dict[int, str]:
-    """The title of each status the API answers with, in the request's language.
-
-    The ``type`` stays the English slug clients match on; ``title`` is for people.
-    """
-    return {
-        400: gettext("Bad request"),
-        401: gettext("Not signed in"),
-        403: gettext("Forbidden"),
-        404: gettext("Not found"),
-        405: gettext("Method not allowed"),
-        412: gettext("Precondition failed"),
-        413: gettext("Request too large"),
-        415: gettext("Unsupported media type"),
-        422: gettext("Invalid input"),
-        429: gettext("Too many requests"),
-        500: gettext("Internal server error"),
-        503: gettext("Service unavailable"),
-    }
+#: The title of each status the API answers with, translated when a problem is built: the
+#: ``type`` stays the English slug clients match on; ``title`` is for people.
+TITLES: dict[int, Any] = {
+    400: lazy_gettext("Bad request"),
+    401: lazy_gettext("Not signed in"),
+    403: lazy_gettext("Forbidden"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Method not allowed"),
+    412: lazy_gettext("Precondition failed"),
+    413: lazy_gettext("Request too large"),
+    415: lazy_gettext("Unsupported media type"),
+    422: lazy_gettext("Invalid input"),
+    429: lazy_gettext("Too many requests"),
+    500: lazy_gettext("Internal server error"),
+    503: lazy_gettext("Service unavailable"),
+}
 
 
 def problem(
@@ -63,7 +60,7 @@ def problem(
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (slug or phrase.lower().replace(" ", "-").replace("'", "")),
-        "title": _titles().get(status, phrase),
+        "title": str(TITLES.get(status, phrase)),
         "status": status,
         "detail": detail,
         "request_id": current_request_id(),
