@@ -206,6 +206,8 @@ class Ledger:
     acknowledged_count: int = 0
     #: When each phase's fault struck (``time.monotonic()``).
     fault_at: dict[str, float] = field(default_factory=dict)
+    #: When each phase's fault had fully happened (a server's shutdown takes a while).
+    fault_done_at: dict[str, float] = field(default_factory=dict)
 
 
 def _call(
@@ -309,13 +311,16 @@ def unserved_while_database_down(ledger: Ledger) -> list[str]:
     connection died, so the cache must not serve the value from before it, and that user's
     reads wait for the database.
     """
-    stopped_at = ledger.fault_at.get("postgres down")
-    if stopped_at is None:
+    stopping_at = ledger.fault_at.get("postgres down")
+    if stopping_at is None:
         return []
+    # The server ends its sessions while it shuts down: a write sent before it had stopped
+    # may have reached it, and may have committed, however quickly its answer came.
+    stopped_at = ledger.fault_done_at.get("postgres down", stopping_at)
     cut_short = {
         o.email
         for o in ledger.outcomes
-        if o.kind == "patch" and o.started <= stopped_at <= o.started + o.seconds
+        if o.kind == "patch" and o.started <= stopped_at and o.started + o.seconds >= stopping_at
     }
     failed: Counter[str] = Counter(
         o.email
@@ -326,6 +331,26 @@ def unserved_while_database_down(ledger: Ledger) -> list[str]:
         f"{email}: {count} reads failed while the database was down"
         for email, count in sorted(failed.items())
         if email not in cut_short
+    ]
+
+
+def server_errors(ledger: Ledger) -> list[str]:
+    """5xx answers nothing excuses: only a 503 for a request alive during the database outage.
+
+    The outage runs from the stop until the restarted server accepts connections; a request
+    sent while it was starting may be answered just after, and its 503 is still the outage's.
+    """
+    down_at = ledger.fault_at.get("postgres down", float("inf"))
+    up_at = ledger.fault_at.get("postgres restarted", float("inf"))
+    found: Counter[tuple[str, str, int]] = Counter(
+        (o.phase, o.kind, o.status)
+        for o in ledger.outcomes
+        if o.status >= 500
+        and not (o.status == 503 and o.started <= up_at and o.started + o.seconds >= down_at)
+    )
+    return [
+        f"{phase}: {count} {kind} requests answered {status}"
+        for (phase, kind, status), count in found.items()
     ]
 
 
@@ -359,6 +384,8 @@ class Report:
     stale_reads: list[str]
     #: Users whose warm reads failed while the database was down, without a cause.
     unserved_reads: list[str] = field(default_factory=list)
+    #: 5xx answers outside the database outage.
+    server_errors: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -406,6 +433,8 @@ def drill(
                     ledger.fault_at[name] = time.monotonic()
                 if fault:
                     fault()
+                with ledger.lock:
+                    ledger.fault_done_at[name] = time.monotonic()
                 time.sleep(seconds)
 
             try:
@@ -431,6 +460,7 @@ def drill(
                 lost_writes=verify(database, ledger),
                 stale_reads=verify_reads(app.port, database, sessions),
                 unserved_reads=unserved_while_database_down(ledger),
+                server_errors=server_errors(ledger),
             )
     return report
 
@@ -442,13 +472,11 @@ def problems_in(report: Report) -> list[str]:
         statuses: dict[str, dict[int, int]] = data["statuses"]  # built by summarise
         for kind, counts in statuses.items():
             for status, count in counts.items():
-                database_outage = name in ("postgres down", "postgres starting")
                 if status == 0:
                     found.append(f"{name}: {count} {kind} requests got no answer")
-                elif status >= 500 and not (database_outage and status == 503):
-                    found.append(f"{name}: {count} {kind} requests answered {status}")
         if float(str(data["max_ms"])) > 5000:
             found.append(f"{name}: a request took {data['max_ms']} ms")
+    found.extend(report.server_errors)
     found.extend(f"lost: {item}" for item in report.lost_writes)
     found.extend(f"stale: {item}" for item in report.stale_reads)
     found.extend(f"unserved: {item}" for item in report.unserved_reads)
