@@ -8,7 +8,7 @@ from html import unescape
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, template_rendered
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
@@ -432,6 +432,37 @@ def test_a_row_changed_behind_the_apps_back_shows_on_the_next_page(
         db.session.commit()
         cache.invalidate(user)
     assert 'data-theme="dark"' in signed_in.get("/settings").get_data(as_text=True)
+
+
+def test_a_saved_field_is_kept_by_value_and_language(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
+    """A field saved again with a value seen before is not rendered again, and is the same."""
+    rendered: list[str] = []
+
+    def count(_app: Flask, template: Any, **_: Any) -> None:
+        rendered.append(template.name)
+
+    def save(value: str) -> tuple[str, str]:
+        response = htmx_post(signed_in, "notifications__digest", {"notifications__digest": value})
+        assert response.status_code == 200
+        assert "HX-Request" in response.headers["Vary"]
+        event = json.loads(response.headers["HX-Trigger"])
+        assert event == {"settings-saved": {"notifications.digest": value}}
+        assert stored(app, user)["notifications.digest"] == value
+        return response.get_data(as_text=True), response.headers["Content-Type"]
+
+    with template_rendered.connected_to(count, app):
+        daily, daily_type = save("daily")
+        weekly, _ = save("weekly")
+        fields_rendered = rendered.count("settings/_field.html")
+        again, again_type = save("daily")
+        assert rendered.count("settings/_field.html") == fields_rendered
+    assert (again, again_type) == (daily, daily_type)
+    assert '<option selected value="daily">' in again and again != weekly
+    assert htmx_post(signed_in, "locale", {"locale": "de"}).headers["HX-Refresh"] == "true"
+    german, _ = save("daily")
+    assert "Gespeichert" in german and german != daily
 
 
 def test_a_message_waiting_from_a_save_is_shown_not_a_kept_page(

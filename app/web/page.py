@@ -4,13 +4,15 @@ A plain view of the page (no form to show back, no message waiting) is the same 
 the same user snapshot, language, hour and registry, except for the CSRF token: each
 app keeps the last few it rendered in this process and hands them out again with the
 request's own token. Rendering the form (some 600 zone options, dozens of messages) was most of the
-page's time.
+page's time. The field an htmx save answers with is kept the same way, by its value alone: it
+holds no token and nothing else of the user's.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request, session
@@ -26,10 +28,10 @@ from app.web.forms import SettingsForm
 
 PAGE = "settings/index.html"
 
-#: Rendered pages kept per process; a page is some tens of KiB.
+#: Rendered pages (or fields) kept per process and kind; a page is some tens of KiB.
 KEPT_PAGES = 128
 
-#: What a page was rendered as: its HTML, and the CSRF token written into it.
+#: What a page was rendered as: its HTML, and the CSRF token written into it (if any).
 Rendered = tuple[str, str]
 
 
@@ -56,8 +58,9 @@ class KeptPages:
                 self.pages.popitem(last=False)
 
 
-def _kept_pages() -> KeptPages:
-    kept: KeptPages = current_app.extensions.setdefault("settings_pages", KeptPages())
+def _kept(kind: str) -> KeptPages:
+    """This app's kept pages of ``kind``: kinds apart, so fields never push whole pages out."""
+    kept: KeptPages = current_app.extensions.setdefault(f"settings_{kind}", KeptPages())
     return kept
 
 
@@ -85,15 +88,12 @@ def _plain_view() -> bool:
     return request.method == "GET" and not request.args and not session.get("_flashes")
 
 
-def _key(fragment: str) -> tuple[Any, ...]:
-    """Everything a plain view of the page depends on but the CSRF token."""
+def _same_everywhere() -> tuple[Any, ...]:
+    """What any rendered part of the page depends on besides its own data."""
     return (
-        fragment,
         is_htmx_request(),
-        request.endpoint,
-        # All of it, not only its version: a row changed behind the app's back (by hand,
-        # or restored from a backup) keeps its version and must not show the old page.
-        signed_in().snapshot.to_json(),
+        # Links carry the prefix a proxy may mount the app under.
+        request.script_root,
         str(get_locale()),
         registry.fingerprint(),
         # Zone offsets in the picker change with daylight saving time, on the hour.
@@ -101,16 +101,48 @@ def _key(fragment: str) -> tuple[Any, ...]:
     )
 
 
+def _key(fragment: str) -> tuple[Any, ...]:
+    """Everything a plain view of the page depends on but the CSRF token."""
+    return (
+        fragment,
+        request.endpoint,
+        # All of it, not only its version: a row changed behind the app's back (by hand,
+        # or restored from a backup) keeps its version and must not show the old page.
+        signed_in().snapshot.to_json(),
+        *_same_everywhere(),
+    )
+
+
 def _kept_or_rendered(fragment: str) -> Response:
     """The page from this process's copies, with this request's token, or rendered anew."""
-    key, pages = _key(fragment), _kept_pages()
+    key, pages = _key(fragment), _kept("pages")
     token = generate_csrf()
     kept = pages.get(key)
     if kept is not None:
         html, kept_token = kept
-        response = Response(html.replace(kept_token, token), mimetype="text/html")
-        response.vary.add("HX-Request")
-        return response
+        return _html(html.replace(kept_token, token))
     response = _render(fragment, 200, None)
     pages.put(key, (response.get_data(as_text=True), token))
+    return response
+
+
+def saved_field(field_name: str, value: Any, render_field: Callable[[], Response]) -> Response:
+    """The field an htmx save of ``value`` answers with, kept, or ``render_field()`` anew.
+
+    The answer is the same for everyone who saves that value in that language: the field
+    with "Saved" beside it and the announcement, and no token.
+    """
+    key, fields = (field_name, repr(value), *_same_everywhere()), _kept("fields")
+    kept = fields.get(key)
+    if kept is not None:
+        return _html(kept[0])
+    response = render_field()
+    fields.put(key, (response.get_data(as_text=True), ""))
+    return response
+
+
+def _html(html: str) -> Response:
+    """A kept page or fragment as a new response; it differs by ``HX-Request``, as rendered."""
+    response = Response(html, mimetype="text/html")
+    response.vary.add("HX-Request")
     return response

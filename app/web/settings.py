@@ -147,7 +147,13 @@ def _saved(pref: Preference, saved: Settings) -> ResponseReturnValue:
         response.headers["HX-Refresh"] = "true"
         response.vary.add("HX-Request")
         return response
-    response = _render_field(one_field(pref.field_name, saved.values), pref, 200, gettext("Saved"))
+
+    def render_field() -> Response:
+        form = one_field(pref.field_name, saved.values)
+        return _render_field(form, pref, 200, gettext("Saved"))
+
+    value = pref.normalized(saved.values[pref.key])
+    response = page.saved_field(pref.field_name, value, render_field)
     # theme.js restyles the page from this event; the "last saved" line refreshes on it.
     return trigger(response, {"settings-saved": {pref.key: saved.values[pref.key]}})
 
