@@ -74,6 +74,28 @@ def test_nav_shows_admin_link_only_to_admins(
     assert 'href="/admin/users"' in client.get("/settings").get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("locale", "area", "role", "column"),
+    [
+        ("en", "Admin", "Admin", "Admin"),
+        ("de", "Verwaltung", "Administrator", "Administrator"),
+        ("ja", "管理", "管理者", "管理者"),
+        ("ar", "الإدارة", "مسؤول", "المسؤول"),
+    ],
+)
+def test_admin_means_the_area_the_role_or_the_person_as_each_language_says(
+    app: Flask, as_admin: FlaskClient, admin: int, locale: str, area: str, role: str, column: str
+) -> None:
+    """One English word, three meanings: languages that tell them apart get their own words."""
+    with app.app_context():
+        service.update_settings(admin, {"locale": locale}, source="page")
+    users = as_admin.get("/admin/users").get_data(as_text=True)
+    assert f'aria-current="page">{area}</a>' in users
+    assert f" · {role}</td>" in users
+    as_admin.get(f"/admin/users/{admin}")
+    assert f'<th scope="col">{column}</th>' in as_admin.get("/admin/audit").get_data(as_text=True)
+
+
 def test_user_search_is_case_insensitive_and_paginated(
     as_admin: FlaskClient, make_user: Any
 ) -> None:
