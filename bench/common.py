@@ -247,6 +247,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _opener = urllib.request.build_opener(_NoRedirect)
+#: Sent by the set-up requests and by wrk alike. Flask-Login's session protection ties a
+#: session to the client's address and User-Agent: a session signed in by one agent and used
+#: by another is marked not fresh and sent back re-signed on every request, which a browser,
+#: keeping its agent, never makes a server do.
+USER_AGENT = "settings-bench"
 #: Set-up requests (sign-ins hash a password with Argon2) on a machine busy with other work.
 SETUP_TIMEOUT = 60
 
@@ -258,7 +263,8 @@ def _request(
     headers: dict[str, str] | None = None,
     method: str | None = None,
 ) -> tuple[int, dict[str, str], str, list[str]]:
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with _opener.open(request, timeout=SETUP_TIMEOUT) as response:
             body = response.read().decode()
@@ -271,6 +277,12 @@ def _request(
     except urllib.error.HTTPError as error:
         body = error.read().decode()
         return error.code, dict(error.headers), body, error.headers.get_all("Set-Cookie") or []
+
+
+def get(url: str, cookie: str) -> tuple[dict[str, str], str]:
+    """Headers and body of a GET sent as a signed-in session's browser would send it."""
+    _, headers, body, _ = _request(url, headers={"Cookie": cookie})
+    return headers, body
 
 
 def _cookie_header(set_cookies: list[str], jar: dict[str, str]) -> str:

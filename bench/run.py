@@ -24,11 +24,12 @@ from pathlib import Path
 from bench import bound, naive
 from bench.common import (
     ROOT,
-    SETUP_TIMEOUT,
+    USER_AGENT,
     Session,
     ensure_services,
     ensure_wrk,
     flask_env,
+    get,
     gunicorn,
     log,
     prepare_database,
@@ -119,6 +120,7 @@ def run_wrk(
         HTMX_PATH,
         HTMX_FIELD,
         str(args.threads),
+        USER_AGENT,
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     statuses: dict[str, int] = {}
@@ -146,26 +148,17 @@ def run_wrk(
 
 def refresh_etags(base_url: str, sessions: list[Session]) -> list[Session]:
     """Current ETags, so the conditional GET really answers 304."""
-    import urllib.request
-
     fresh = []
     for session in sessions:
-        request = urllib.request.Request(
-            f"{base_url}/api/user/settings", headers={"Cookie": session.cookie}
-        )
-        with urllib.request.urlopen(request, timeout=SETUP_TIMEOUT) as response:
-            etag = response.headers.get("ETag", "")
-        fresh.append(Session(session.email, session.cookie, session.csrf, etag))
+        headers, _ = get(f"{base_url}/api/user/settings", session.cookie)
+        fresh.append(Session(session.email, session.cookie, session.csrf, headers.get("ETag", "")))
     return fresh
 
 
 def settings_page_bytes(base_url: str, session: Session) -> int:
     """The length of the app's settings page, which the bound sends as a constant."""
-    import urllib.request
-
-    request = urllib.request.Request(f"{base_url}/settings", headers={"Cookie": session.cookie})
-    with urllib.request.urlopen(request, timeout=SETUP_TIMEOUT) as response:
-        return len(response.read())
+    _, body = get(f"{base_url}/settings", session.cookie)
+    return len(body.encode())
 
 
 def sql_per_request(database_url: str) -> dict[str, float]:

@@ -1,10 +1,10 @@
 -- wrk script for every benchmark scenario. Arguments: scenario name, sessions file, htmx path,
--- htmx field name, number of wrk threads. Each request takes the next signed-in session in
+-- htmx field name, number of wrk threads, the User-Agent the sessions were signed in with. Each request takes the next signed-in session in
 -- turn, each thread starting at its own share of the sessions, and every response status is
 -- counted so the runner can refuse a run with unexpected answers.
 
 local sessions = {}
-local scenario, htmx_path, htmx_field
+local scenario, htmx_path, htmx_field, user_agent
 local counter = 0
 statuses = {}
 local threads = {}
@@ -18,6 +18,7 @@ function init(args)
   scenario = args[1]
   htmx_path = args[3]
   htmx_field = args[4]
+  user_agent = args[6]
   for line in io.lines(args[2]) do
     local cookie, csrf, etag = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)")
     table.insert(sessions, { cookie = cookie, csrf = csrf, etag = etag })
@@ -32,7 +33,8 @@ end
 function request()
   counter = counter + 1
   local s = sessions[(counter % #sessions) + 1]
-  local headers = { Cookie = s.cookie }
+  -- The agent the session was signed in with, as a browser keeps sending its own.
+  local headers = { Cookie = s.cookie, ["User-Agent"] = user_agent }
   local flip = (math.floor(counter / #sessions) % 2 == 0)
   if scenario == "warm_get" or scenario == "cold_get" then
     return wrk.format("GET", "/api/user/settings", headers)
