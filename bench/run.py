@@ -71,6 +71,8 @@ class Run:
     p99_ms: float
     requests: int
     statuses: dict[str, int]
+    #: The server's CPU time (its workers', user and system) per request served.
+    cpu_us: float = 0.0
 
 
 @dataclass
@@ -83,6 +85,11 @@ class Figure:
     def rps(self) -> float:
         """Median requests per second."""
         return statistics.median(run.rps for run in self.runs)
+
+    @property
+    def cpu_us(self) -> float:
+        """Median CPU time per request, in microseconds."""
+        return statistics.median(run.cpu_us for run in self.runs)
 
     @property
     def p50_ms(self) -> float:
@@ -266,10 +273,13 @@ def main() -> int:
                     path = write_sessions(sessions, directory, f"{role}-{name}")
                     if round_ == 0:
                         run_wrk(wrk, server.url, name, path, args, 1)  # warm-up, not counted
+                    cpu_before = server.cpu_seconds()
                     run = run_wrk(wrk, server.url, name, path, args, args.seconds)
+                    run.cpu_us = (server.cpu_seconds() - cpu_before) / run.requests * 1e6
                     results[name][role].runs.append(run)
                     log(
-                        f"  {role:5} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.1f} ms  {run.statuses}"
+                        f"  {role:5} {run.rps:8.0f} req/s  {run.cpu_us:6.0f} us CPU/request  "
+                        f"p99 {run.p99_ms:6.1f} ms  {run.statuses}"
                     )
         memory = redis_memory_per_user(app_sessions)
         # After every scenario has run through them: what a worker holds once warm.
@@ -277,7 +287,13 @@ def main() -> int:
     sql = sql_per_request(database)
 
     problems = check_statuses(results)
-    report = render(results, sql, memory, args) + "\n" + render_worker_memory(worker_memory)
+    report = "\n".join(
+        (
+            render(results, sql, memory, args),
+            render_cpu(results),
+            render_worker_memory(worker_memory),
+        )
+    )
     print(report)
     payload = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -422,6 +438,28 @@ def render(
         f"target {MEMORY_TARGET}: {met})",
     ]
     return "\n".join(lines)
+
+
+def render_cpu(results: dict[str, dict[str, Figure]]) -> str:
+    """CPU time per request of each server, and the app's against the floor's and the bound's.
+
+    Steadier than requests per second on a shared machine: wrk and the databases take their
+    share of the cores, but not of a server's own CPU time.
+    """
+    lines = [
+        "",
+        "CPU time per request, microseconds (the server's workers, user and system; medians):",
+        "",
+        "| scenario | floor | bound | peer | app | floor/app | bound/app | peer/app |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, roles in results.items():
+        floor, bound, peer, app = (roles[role].cpu_us for role in ROLES)
+        lines.append(
+            f"| {SCENARIOS[name][0]} | {floor:,.0f} | {bound:,.0f} | {peer:,.0f} | {app:,.0f} | "
+            f"{floor / app:.2f}x | {bound / app:.2f}x | {peer / app:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def render_worker_memory(worker_memory: dict[str, list[float]]) -> str:
