@@ -1,11 +1,12 @@
 -- wrk script for every benchmark scenario. Arguments: scenario name, sessions file, htmx path,
--- htmx field name, number of wrk threads, the User-Agent the sessions were signed in with. Each request takes the next signed-in session in
--- turn, each thread starting at its own share of the sessions, and every response status is
--- counted so the runner can refuse a run with unexpected answers.
+-- htmx field name, number of wrk threads, the User-Agent the sessions were signed in with.
+-- Each thread takes its own share of the signed-in sessions in turn, and every response status
+-- is counted so the runner can refuse a run with unexpected answers.
 
 local sessions = {}
 local scenario, htmx_path, htmx_field, user_agent
 local counter = 0
+local first, count = 0, 1
 statuses = {}
 local threads = {}
 
@@ -23,19 +24,22 @@ function init(args)
     local cookie, csrf, etag = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)")
     table.insert(sessions, { cookie = cookie, csrf = csrf, etag = etag })
   end
-  -- LuaJIT seeds math.random alike in every thread: a random start would put all threads on
-  -- the same session at once, so that two requests for one user were always in flight
-  -- together. People are not like that; each thread starts at its own share.
+  -- Each thread drives its own share of the sessions, as each person uses one client: two
+  -- threads taking turns on one session would write a value the other had just written, so
+  -- that half of all writes changed nothing (and the app answers those with a read).
   local thread_count = tonumber(args[5]) or 1
-  counter = thread_index * math.floor(#sessions / thread_count)
+  local share = math.floor(#sessions / thread_count)
+  first = thread_index * share
+  count = (thread_index == thread_count - 1) and (#sessions - first) or share
 end
 
 function request()
   counter = counter + 1
-  local s = sessions[(counter % #sessions) + 1]
+  local s = sessions[first + (counter % count) + 1]
   -- The agent the session was signed in with, as a browser keeps sending its own.
   local headers = { Cookie = s.cookie, ["User-Agent"] = user_agent }
-  local flip = (math.floor(counter / #sessions) % 2 == 0)
+  -- Every visit to a session changes its value: each write is a real one.
+  local flip = (math.floor(counter / count) % 2 == 0)
   if scenario == "warm_get" or scenario == "cold_get" then
     return wrk.format("GET", "/api/user/settings", headers)
   elseif scenario == "conditional_get" then
