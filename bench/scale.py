@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--baseline-users", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn.conf.py's unless given")

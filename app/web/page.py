@@ -31,8 +31,12 @@ PAGE = "settings/index.html"
 #: Rendered pages (or fields) kept per process and kind; a page is some tens of KiB.
 KEPT_PAGES = 128
 
-#: What a page was rendered as: its HTML, and the CSRF token written into it (if any).
-Rendered = tuple[str, str]
+#: What a page was rendered as: its HTML, and the CSRF token written into it (if any), both
+#: encoded as sent: a kept page is served without encoding its tens of KiB again.
+Rendered = tuple[bytes, bytes]
+
+#: Seconds in an hour, the life of anything that shows a zone's offset.
+HOUR = 3600
 
 
 class KeptPages:
@@ -97,7 +101,7 @@ def _same_everywhere() -> tuple[Any, ...]:
         str(get_locale()),
         registry.fingerprint(),
         # Zone offsets in the picker change with daylight saving time, on the hour.
-        utcnow().strftime("%Y%m%d%H"),
+        int(utcnow().timestamp()) // HOUR,
     )
 
 
@@ -120,9 +124,9 @@ def _kept_or_rendered(fragment: str) -> Response:
     kept = pages.get(key)
     if kept is not None:
         html, kept_token = kept
-        return _html(html.replace(kept_token, token))
+        return _html(html.replace(kept_token, token.encode()))
     response = _render(fragment, 200, None)
-    pages.put(key, (response.get_data(as_text=True), token))
+    pages.put(key, (response.get_data(), token.encode()))
     return response
 
 
@@ -137,11 +141,11 @@ def saved_field(field_name: str, value: Any, render_field: Callable[[], Response
     if kept is not None:
         return _html(kept[0])
     response = render_field()
-    fields.put(key, (response.get_data(as_text=True), ""))
+    fields.put(key, (response.get_data(), b""))
     return response
 
 
-def _html(html: str) -> Response:
+def _html(html: bytes) -> Response:
     """A kept page or fragment as a new response; it differs by ``HX-Request``, as rendered."""
     response = Response(html, mimetype="text/html")
     response.vary.add("HX-Request")
