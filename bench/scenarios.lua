@@ -25,8 +25,8 @@ function init(args)
     table.insert(sessions, { cookie = cookie, csrf = csrf, etag = etag })
   end
   -- Each thread drives its own share of the sessions, as each person uses one client: two
-  -- threads taking turns on one session would write a value the other had just written, so
-  -- that half of all writes changed nothing (and the app answers those with a read).
+  -- threads taking turns on one session wrote a value the other had just written, so that a
+  -- third of the PATCHes and half of the htmx saves changed nothing (answered with a read).
   local thread_count = tonumber(args[5]) or 1
   local share = math.floor(#sessions / thread_count)
   first = thread_index * share
