@@ -4,6 +4,11 @@ Runs the real app in-process against the benchmark database and Redis (the reque
 ``bench.sqlcount``), counts SQL statements and Redis commands per request, and prints the
 functions that take the most time under cProfile. In-process, so without gunicorn and the
 network stack: what it shows is the app's own share of each request.
+
+Each scenario also prints the Python function calls per request, by library: unlike time,
+they do not move with whatever else a shared machine is running (two identical servers
+differed by a fifth in CPU time per request in one run), so a change to the request path
+shows its effect there first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import cProfile
 import io
 import pstats
 import time
+from collections import Counter
 
 import redis
 from sqlalchemy import event
@@ -29,6 +35,25 @@ def redis_commands(client: redis.Redis) -> int:
     return int(stats["total_commands_processed"])
 
 
+def calls_by_library(profiler: cProfile.Profile) -> Counter[str]:
+    """The profiled function calls by where the function lives: a package, the app's
+    module, the standard library's module, or built-ins."""
+    calls: Counter[str] = Counter()
+    for entry in profiler.getstats():
+        # Built-in functions have no code object, only a description.
+        path = "~" if isinstance(entry.code, str) else entry.code.co_filename
+        if "site-packages/" in path:
+            where = path.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/app/" in path:
+            where = "app/" + path.rsplit("/app/", 1)[1]
+        elif path == "~":
+            where = "built-ins"
+        else:
+            where = "stdlib " + path.rsplit("/", 1)[-1]
+        calls[where] += entry.callcount
+    return calls
+
+
 def main() -> int:
     """Profile each scenario and print its round trips and hottest functions."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -38,6 +63,7 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime", help="pstats sort key")
     parser.add_argument("--scenarios", default="")
     parser.add_argument("--cold", action="store_true", help="disable the cache")
+    parser.add_argument("--libraries", type=int, default=10, help="libraries listed by calls")
     args = parser.parse_args()
 
     ensure_services()
@@ -68,12 +94,21 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         commands = redis_commands(counter) - before - 1
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
+        by_library = calls_by_library(profiler)
         print(
             f"\n=== {name}: {elapsed / args.requests * 1000:.3f} ms per request in-process "
             f"(profiled), SQL {statements / args.requests:.2f}, "
-            f"Redis commands {commands / args.requests:.2f} per request"
+            f"Redis commands {commands / args.requests:.2f}, "
+            f"{sum(by_library.values()) / args.requests:.0f} function calls per request"
         )
+        print(
+            "calls per request by library: "
+            + ", ".join(
+                f"{where} {count / args.requests:.0f}"
+                for where, count in by_library.most_common(args.libraries)
+            )
+        )
+        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
         print("\n".join(out.getvalue().splitlines()[6:]))
     return 0
 
