@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -32,12 +33,19 @@ def viewer() -> Any:
     return g.viewer
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
     """The user's language, or the best match for the browser's when signed out."""
     user = viewer()
     if user.is_authenticated:
-        return str(user.settings.values["locale"])
-    return request.accept_languages.best_match(registry.shipped_locales()) or "en"
+        return _locale(str(user.settings.values["locale"]))
+    return _locale(request.accept_languages.best_match(registry.shipped_locales()) or "en")
+
+
+@functools.cache
+def _locale(identifier: str) -> Locale:
+    """Each language parsed once per process: Flask-Babel parses an identifier the selector
+    returns on every request, but takes a ``Locale`` as it is."""
+    return Locale.parse(identifier)
 
 
 def select_timezone() -> str:
@@ -50,7 +58,7 @@ def select_timezone() -> str:
 
 def text_direction(locale: str) -> str:
     """``rtl`` or ``ltr`` for the ``dir`` attribute of ``<html>``."""
-    return "rtl" if Locale.parse(locale).character_order == "right-to-left" else "ltr"
+    return "rtl" if _locale(locale).character_order == "right-to-left" else "ltr"
 
 
 def local_time(moment: datetime | None) -> str:
