@@ -360,7 +360,10 @@ def chart(results: dict[str, dict[str, Figure]], users: int, path: Path) -> None
     axes.set_xticks(list(range(len(names))), labels, fontsize=8)
     axes.set_ylabel("requests per second")
     axes.set_title(f"App against the floor, the bound and a plain peer, {users:,} users")
-    axes.legend()
+    # One row of legend above the bars, with room made for it: in a corner it hid the top
+    # of whichever bars were tallest there.
+    axes.set_ylim(top=axes.get_ylim()[1] * 1.12)
+    axes.legend(loc="upper center", ncol=len(ROLES), fontsize=9)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
