@@ -20,6 +20,7 @@ import io
 import pstats
 import time
 from collections import Counter
+from types import CodeType
 
 import redis
 from sqlalchemy import event
@@ -41,18 +42,20 @@ def calls_by_library(profiler: cProfile.Profile) -> Counter[str]:
     module, the standard library's module, or built-ins."""
     calls: Counter[str] = Counter()
     for entry in profiler.getstats():
-        # Built-in functions have no code object, only a description.
-        path = "~" if isinstance(entry.code, str) else entry.code.co_filename
-        if "site-packages/" in path:
-            where = path.split("site-packages/", 1)[1].split("/", 1)[0]
-        elif "/app/" in path:
-            where = "app/" + path.rsplit("/app/", 1)[1]
-        elif path == "~":
-            where = "built-ins"
-        else:
-            where = "stdlib " + path.rsplit("/", 1)[-1]
-        calls[where] += entry.callcount
+        calls[_library_of(entry.code)] += entry.callcount
     return calls
+
+
+def _library_of(code: CodeType | str) -> str:
+    """Where a profiled function lives; a built-in has no code object, only a description."""
+    if isinstance(code, str):
+        return "built-ins"
+    path = code.co_filename
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    if "/app/" in path:
+        return "app/" + path.rsplit("/app/", 1)[1]
+    return "stdlib " + path.rsplit("/", 1)[-1]
 
 
 def main() -> int:
