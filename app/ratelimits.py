@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-import math
-import time
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from flask import current_app
+from flask import current_app, g
 from flask_login import current_user
+from werkzeug.exceptions import TooManyRequests
 
-from app.extensions import limiter
+from app.preferences import budget
 
-
-def _user_key() -> str:
-    """Writes are counted per signed-in user, wherever they come from."""
-    return f"user:{current_user.id}"
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-def _writes_limit() -> str:
-    return str(current_app.config["RATELIMIT_WRITES"])
+def settings_writes(view: View) -> View:
+    """One budget for every write of a user's settings: API, settings page, imports.
 
+    Counted per signed-in user with the write's tombstone (``app.preferences.budget``), so
+    only writes that change something count, and a refused one writes nothing. Over the
+    limit (``RATELIMIT_WRITES``) the answer is 429 with ``Retry-After``.
+    """
 
-#: One budget for every write of a user's settings: API, settings page, imports.
-settings_writes = limiter.shared_limit(_writes_limit, scope="settings-writes", key_func=_user_key)
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        limits = str(current_app.config["RATELIMIT_WRITES"])
+        with budget.charged_to(int(current_user.id), limits):
+            try:
+                return view(*args, **kwargs)
+            except budget.Exhausted as exhausted:
+                g.retry_after = exhausted.retry_after
+                raise TooManyRequests() from exhausted
+
+    return cast(View, limited)
 
 
 def retry_after() -> int | None:
     """Seconds until the limit this request broke lets another request through, if any."""
-    breached = [limit for limit in limiter.current_limits if limit.breached]
-    if not breached:
-        return None
-    return max(1, math.ceil(max(limit.reset_at for limit in breached) - time.time()))
+    wait: int | None = g.get("retry_after")
+    return wait

@@ -22,10 +22,11 @@ from sqlalchemy import text, update
 
 from app.extensions import db, limiter
 from app.models import PendingInvalidation, User
-from app.preferences import account, service
+from app.preferences import account, budget, service
 from app.preferences import snapshot as snapshots
 from app.preferences.cache import breaker, housekeeping, keys
 from app.preferences.cache import entries as cache
+from app.preferences.cache.backend import RedisBackend
 from tests.conftest import PASSWORD, AuthActions, build_app, count_sql, csrf_token, make_config
 from tests.support import Proxy, RedisServer
 
@@ -743,15 +744,20 @@ def test_backend_is_derived_from_the_environment_variables() -> None:
 def exercise_backend(app: Flask, user: int, backend: str) -> None:
     """Reads fill the entry, a warm read needs no SQL, a write refreshes, health is ok."""
     with app.app_context():
-        assert cache.current().backend.shared
+        assert isinstance(cache.current().backend, RedisBackend)
         assert snapshots.get_settings(user).values["theme"] == "system"
         with count_sql(app) as statements:
             assert snapshots.get_settings(user).values["theme"] == "system"
         assert statements == []
-        service.update_settings(user, {"theme": "dark"})
+        # The write counted in its budget with its tombstone (a cluster: beside it).
+        with budget.charged_to(user, "1 per hour"):
+            service.update_settings(user, {"theme": "dark"})
         with count_sql(app) as statements:
             assert snapshots.get_settings(user).values["theme"] == "dark"
         assert statements == []
+        with budget.charged_to(user, "1 per hour"), pytest.raises(budget.Exhausted):
+            service.update_settings(user, {"theme": "light"})
+        assert snapshots.get_settings(user).values["theme"] == "dark"
         health = cache.health()
     assert (health["backend"], health["status"]) == (backend, "ok")
     client = sign_in(app)

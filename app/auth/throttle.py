@@ -21,35 +21,21 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from limits import parse_many
 from limits.storage import MemoryStorage
 from redis.exceptions import RedisError
 
+from app.counters import COUNT_IN_WINDOWS, LocalWindows, Window, arguments, windows
 from app.extensions import limiter
 
 log = logging.getLogger(__name__)
 
-# KEYS: one counter per window; ARGV[1..n]: each window's limit, ARGV[n+1..2n]: the Unix
-# time its window ends. Counts one attempt in every window unless one of them is full;
-# returns 0 when counted, or the seconds until the full window ends.
-_COUNT = """
-local n = #KEYS
-local now = tonumber(redis.call('TIME')[1])
-for i = 1, n do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used >= tonumber(ARGV[i]) then return math.max(tonumber(ARGV[n + i]) - now, 1) end
-end
-for i = 1, n do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIREAT', KEYS[i], ARGV[n + i]) end
-end
-return 0
-"""
+# Counts one attempt in every window unless one of them is full (app.counters).
+_COUNT = COUNT_IN_WINDOWS + "return count_in_windows(1, #KEYS, 1)"
 
 # KEYS[1]: the account's hash {f = attempts, t = next allowed, ms}. ARGV: free, base ms,
 # max ms, lifetime s. Returns {0, attempts left before a wait} or {1, ms to wait}.
@@ -83,7 +69,7 @@ return 0
 #: How long an account's back-off is remembered after its last failed attempt.
 BACK_OFF_LIFETIME = 3600
 
-#: How many counters the in-memory fallback holds before it drops the expired ones.
+#: How many accounts the in-memory fallback remembers before it drops the lapsed ones.
 PRUNE_AT = 10_000
 
 
@@ -103,44 +89,17 @@ ALLOWED = Verdict(True)
 
 
 class _Local:
-    """The same counters in this process's memory, for when Redis cannot be reached."""
+    """Account back-offs in this process's memory, for when Redis cannot be reached."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.counters: dict[str, tuple[int, float]] = {}
         self.accounts: dict[str, tuple[int, float, float]] = {}
-
-    def count(self, windows: list[tuple[str, int, int]]) -> int:
-        now = time.time()
-        with self.lock:
-            self._prune(now)
-            for key, amount, ends in windows:
-                used, until = self.counters.get(key, (0, 0.0))
-                if until > now and used >= amount:
-                    return max(1, math.ceil(ends - now))
-            for key, _amount, ends in windows:
-                used, until = self.counters.get(key, (0, 0.0))
-                self.counters[key] = (used + 1, until) if until > now else (1, float(ends))
-        return 0
-
-    def _prune(self, now: float) -> None:
-        """Forget windows that ended and back-offs that lapsed, now and then."""
-        if len(self.counters) + len(self.accounts) < PRUNE_AT:
-            return
-        self.counters = {key: v for key, v in self.counters.items() if v[1] > now}
-        monotonic = time.monotonic()
-        self.accounts = {key: v for key, v in self.accounts.items() if v[2] > monotonic}
-
-    def give_back(self, keys: Iterable[str]) -> None:
-        with self.lock:
-            for key in keys:
-                used, until = self.counters.get(key, (0, 0.0))
-                if used > 0:
-                    self.counters[key] = (used - 1, until)
 
     def back_off(self, key: str, free: int, base: float, most: float) -> tuple[int, float]:
         now = time.monotonic()
         with self.lock:
+            if len(self.accounts) >= PRUNE_AT:
+                self.accounts = {k: v for k, v in self.accounts.items() if v[2] > now}
             attempts, next_at, until = self.accounts.get(key, (0, 0.0, 0.0))
             if until <= now:
                 attempts, next_at = 0, 0.0
@@ -158,6 +117,7 @@ class _Local:
 
 
 _local = _Local()
+_local_windows = LocalWindows()
 _reported = threading.Event()
 
 
@@ -179,42 +139,28 @@ def _prefix() -> str:
     return str(current_app.config.get("RATELIMIT_KEY_PREFIX") or "")
 
 
-def _windows(limits: str, scope: str, who: str) -> list[tuple[str, int, int]]:
-    """(key, amount, Unix time the window ends) for each fixed window of ``limits``, now."""
-    now = int(time.time())
-    windows = []
-    for item in parse_many(limits):
-        seconds = int(item.get_expiry())
-        index = now // seconds
-        # A hash tag keeps one client's windows in one Redis Cluster slot.
-        key = f"{_prefix()}throttle:{{{scope}:{who}}}:{seconds}:{index}"
-        windows.append((key, int(item.amount), (index + 1) * seconds))
-    return windows
+def _windows(limits: str, scope: str, who: str) -> list[Window]:
+    """The windows of ``limits`` that hold now for ``who``."""
+    # A hash tag keeps one client's windows in one Redis Cluster slot.
+    return windows(limits, f"{_prefix()}throttle:{{{scope}:{who}}}")
 
 
 def count(limits: str, scope: str, who: str) -> Verdict:
     """Count one attempt by ``who`` against ``limits``, unless a window is full."""
-    windows = _windows(limits, scope, who)
+    counted = _windows(limits, scope, who)
     client = _redis()
     try:
         if client is None:
-            wait = _local.count(windows)
+            wait = _local_windows.count(counted)
         else:
-            wait = int(
-                client.eval(
-                    _COUNT,
-                    len(windows),
-                    *[key for key, _, _ in windows],
-                    *[amount for _, amount, _ in windows],
-                    *[ends for _, _, ends in windows],
-                )
-            )
+            keys, args = arguments(counted)
+            wait = int(client.eval(_COUNT, len(keys), *keys, *args))
     except (RedisError, OSError) as exc:
         _unreachable(exc)
-        wait = _local.count(windows)
+        wait = _local_windows.count(counted)
     if wait:
         return Verdict(False, retry_after=wait)
-    return Verdict(True, keys=tuple(key for key, _, _ in windows))
+    return Verdict(True, keys=tuple(key for key, _, _ in counted))
 
 
 def give_back(verdict: Verdict) -> None:
@@ -224,13 +170,13 @@ def give_back(verdict: Verdict) -> None:
         return
     client = _redis()
     if client is None:
-        _local.give_back(keys)
+        _local_windows.give_back(keys)
         return
     try:
         client.eval(_GIVE_BACK, len(keys), *keys)
     except (RedisError, OSError) as exc:
         _unreachable(exc)
-        _local.give_back(keys)
+        _local_windows.give_back(keys)
 
 
 def _digest(email: str) -> str:

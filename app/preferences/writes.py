@@ -106,6 +106,7 @@ def write(
         plan = plan or _locked(user_id, change, account, expected_version)
         if not plan.values:
             session.rollback()
+            cache.count_unwritten(user_id)
             return Written(plan.current, plan.current)
         if "preferences_updated_at" in plan.values:
             at = plan.values["preferences_updated_at"]
@@ -150,7 +151,10 @@ def _in_one_statement(
     if not plan.values:
         # Nothing to write if the row is still at the snapshot's version: one read, which
         # is where this no-op takes effect, instead of a transaction that locks the row.
-        return Written(known, known) if _row_version(user_id) == known.version else None
+        if _row_version(user_id) != known.version:
+            return None
+        cache.count_unwritten(user_id)
+        return Written(known, known)
     parameters: dict[str, Any] = {"cas_id": user_id, "cas_version": known.version}
     parameters.update({f"set_{name}": value for name, value in plan.values.items()})
     history_parameters = None

@@ -23,32 +23,59 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from app.config import redis_cache_options
+from app.counters import COUNT_IN_WINDOWS, Window, arguments
 from app.preferences.cache.breaker import Breaker
 from app.preferences.cache.keys import TRUSTED_KEY, settings_key
 
-# Store ARGV[2] under KEYS[1] unless the entry there is newer, or as new and not a tombstone
-# (ARGV[1] = version); ARGV[3] is the TTL in seconds, 0 for none. With KEYS[2] (the marker),
-# only while it still holds ARGV[4] ("" for "absent"): a reader's copy is only as good as
-# the marker it was read under.
-STORE_IF_NEWER = """
-if KEYS[2] and (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return 0 end
-local current = redis.call('GET', KEYS[1])
-if current then
-  local bar = string.find(current, '|', 1, true)
-  local version = bar and tonumber(string.sub(current, 1, bar - 1))
-  if version then
-    local new = tonumber(ARGV[1])
-    local held = string.sub(current, bar + 1, bar + 1) ~= '~'
-    if version > new or (version == new and held) then return 0 end
+# store_if_newer(key, version, entry, ttl): store ``entry`` under ``key`` unless the entry
+# there is newer, or as new and not a tombstone; ``ttl`` in seconds, 0 for none. 1 if stored.
+STORE_IF_NEWER_FUNCTION = """
+local function store_if_newer(key, version, entry, ttl)
+  local current = redis.call('GET', key)
+  if current then
+    local bar = string.find(current, '|', 1, true)
+    local held_version = bar and tonumber(string.sub(current, 1, bar - 1))
+    if held_version then
+      local new = tonumber(version)
+      local held = string.sub(current, bar + 1, bar + 1) ~= '~'
+      if held_version > new or (held_version == new and held) then return 0 end
+    end
   end
+  if tonumber(ttl) > 0 then
+    redis.call('SET', key, entry, 'EX', ttl)
+  else
+    redis.call('SET', key, entry)
+  end
+  return 1
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[2])
-end
-return 1
 """
+
+# ARGV[1] = version, ARGV[2] the entry, ARGV[3] its TTL. With KEYS[2] (the marker), only
+# while it still holds ARGV[4] ("" for "absent"): a reader's copy is only as good as the
+# marker it was read under.
+STORE_IF_NEWER = (
+    STORE_IF_NEWER_FUNCTION
+    + """
+if KEYS[2] and (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return 0 end
+return store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+# A write's tombstone ARGV[2] (version ARGV[1]) under KEYS[1], counted first in the user's
+# write budget: KEYS[2..] its windows, ARGV[3..] their limits and ends (app.counters).
+# Returns the seconds to wait, negated, when the budget is spent: then nothing is placed.
+TOMBSTONE_WITHIN_BUDGET = (
+    COUNT_IN_WINDOWS
+    + STORE_IF_NEWER_FUNCTION
+    + """
+local wait = count_in_windows(2, #KEYS - 1, 3)
+if wait > 0 then return -wait end
+return store_if_newer(KEYS[1], ARGV[1], ARGV[2], 0)
+"""
+)
+
+# Counts in the budget's windows alone: a cluster keeps them in another slot than the entry.
+COUNT = COUNT_IN_WINDOWS + "return count_in_windows(1, #KEYS, 1)"
 
 # Delete KEYS[1] if it still holds exactly ARGV[1]: a write's own tombstone after a rollback.
 DELETE_IF_EQUAL = """
@@ -95,8 +122,6 @@ class Backend(Protocol):
     """What the cache needs of wherever its entries live."""
 
     name: str
-    #: Whether other processes share it: then writes must make old entries unservable.
-    shared: bool
     breaker: Breaker
 
     def read(self, user_id: int) -> tuple[str | None, str | None]:
@@ -113,7 +138,6 @@ class LocalBackend:
     """Flask-Caching's in-process store: right for one process, and for ``flask run``."""
 
     name = "in-process"
-    shared = False
 
     def __init__(self, cache: Cache, ttl: int, retry_after: float) -> None:
         self.cache = cache
@@ -144,12 +168,12 @@ class LocalBackend:
 class RedisBackend:
     """A Redis every process shares, reached through the breaker with short timeouts."""
 
-    shared = True
-
     def __init__(self, client: Any, name: str, prefix: str, ttl: int, retry_after: float) -> None:
         self.client = client
         # EVALSHA: each call sends the script's digest, not its text.
         self.store_if_newer = client.register_script(STORE_IF_NEWER)
+        self.tombstone_within_budget = client.register_script(TOMBSTONE_WITHIN_BUDGET)
+        self.count = client.register_script(COUNT)
         self.delete_if_equal = client.register_script(DELETE_IF_EQUAL)
         self.clock = client.register_script(CLOCK_MS)
         self.renew = client.register_script(RENEW_MARKER)
@@ -191,6 +215,35 @@ class RedisBackend:
         return self.breaker.call(
             lambda: self.store_if_newer(keys=[key, marker_key], args=[version, entry, ttl, marker])
         )
+
+    def place_tombstone(self, user_id: int, version: int, tag: str, counted: list[Window]) -> int:
+        """Store the tombstone ``tag``, the write counted first in ``counted`` (if any).
+
+        The windows' keys are used as they are named (``budget.to_charge``).
+
+        Returns 0, or the seconds to wait when a window is full: then nothing is placed.
+        """
+        key = self.key(settings_key(user_id))
+        entry = f"{version}|{tag}"
+        if not self.cluster:
+            keys, limits = arguments(counted)
+            placed = self.breaker.call(
+                lambda: self.tombstone_within_budget(
+                    keys=[key, *keys], args=[version, entry, *limits]
+                )
+            )
+            return max(0, -int(placed))
+        wait = self.count_in(counted)
+        if not wait:
+            self.breaker.call(lambda: self.store_if_newer(keys=[key], args=[version, entry, 0]))
+        return wait
+
+    def count_in(self, counted: list[Window]) -> int:
+        """Count one write in ``counted``: 0, or the seconds to wait when a window is full."""
+        if not counted:
+            return 0
+        keys, limits = arguments(counted)
+        return int(self.breaker.call(lambda: self.count(keys=keys, args=limits)))
 
     def delete(self, user_id: int, *, only_if: str | None = None) -> Any:
         """Drop an entry (only while it still holds ``only_if``, when given)."""

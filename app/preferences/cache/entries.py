@@ -20,7 +20,9 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from app.counters import Window
 from app.extensions import cache
+from app.preferences import budget
 from app.preferences.cache import backend, outbox
 from app.preferences.cache.backend import LocalBackend, RedisBackend, payload_of
 from app.preferences.cache.breaker import CacheUnavailable
@@ -167,6 +169,7 @@ def begin_write(user_id: int, version: int) -> PendingWrite:
     """
     pending = PendingWrite(user_id, version)
     if not _place_tombstone(pending):
+        budget.charge_in_memory(_to_charge(user_id))
         outbox.record_in_transaction(user_id, version)
     return pending
 
@@ -184,17 +187,45 @@ def tombstone_first(user_id: int, version: int) -> PendingWrite | None:
 
 
 def _place_tombstone(pending: PendingWrite) -> bool:
-    """Put ``pending``'s tombstone in a shared cache; ``False`` when it cannot be reached."""
-    settings_cache = current()
-    if not settings_cache.backend.shared:
+    """Put ``pending``'s tombstone in a shared cache; ``False`` when it cannot be reached.
+
+    The write is counted in its budget first, in the same script: over the limit, nothing
+    is placed and ``budget.Exhausted`` is raised.
+    """
+    found = current().backend
+    counted = _to_charge(pending.user_id)
+    if not isinstance(found, RedisBackend):
+        budget.charge_in_memory(counted)
         return True
     tag = f"~{secrets.token_hex(6)}"
     try:
-        settings_cache.backend.store(pending.user_id, pending.version, tag)
+        wait = found.place_tombstone(pending.user_id, pending.version, tag, counted)
     except CacheUnavailable:
         return False
+    budget.charge(wait)
     pending.tombstone = f"{pending.version}|{tag}"
     return True
+
+
+def count_unwritten(user_id: int) -> None:
+    """Count a write that changed nothing in its budget, as one that did is counted.
+
+    :raise budget.Exhausted: the budget is spent.
+    """
+    counted = _to_charge(user_id)
+    if not counted:
+        return
+    found = current().backend
+    if isinstance(found, RedisBackend):
+        with contextlib.suppress(CacheUnavailable):
+            budget.charge(found.count_in(counted))
+            return
+    budget.charge_in_memory(counted)
+
+
+def _to_charge(user_id: int) -> list[Window]:
+    """The budget windows of a write, named like the cache's keys (``CACHE_KEY_PREFIX``)."""
+    return budget.to_charge(user_id, str(current_app.config.get("CACHE_KEY_PREFIX") or ""))
 
 
 def invalidate(user_id: int) -> None:
