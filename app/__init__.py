@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_DIR, RESOURCES_DIR, build_config
-from app.extensions import babel, cache, csrf, db, limiter, login_manager, migrate
+from app.extensions import babel, cache, csrf, db, login_manager, migrate
 from app.logs import RequestIdMiddleware, log_handler
 
 
@@ -64,6 +64,7 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
     from app import database, i18n
+    from app.auth import throttle
     from app.http import bodies
     from app.preferences.cache import entries as settings_cache
     from app.preferences.session import load_user
@@ -83,11 +84,7 @@ def register_extensions(app: Flask) -> None:
     cache.init_app(app)
     settings_cache.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
-    limiter.init_app(app)
-    # Only the sign-in form is limited, by its own decorator, which checks for itself; the
-    # app-wide hook would walk the limiter's bookkeeping on every other request for nothing
-    # (a sixth of a warm settings read).
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    throttle.init_app(app)
 
 
 @event.listens_for(Engine, "connect")

@@ -109,10 +109,10 @@ def redis_cache_options(socket_timeout: float, cache_type: str = "RedisCache") -
 
 
 def ratelimit_storage(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Where Flask-Limiter keeps its counters: the same Redis as the cache, or memory.
+    """Where the sign-in throttles keep their counters: the same Redis as the cache, or memory.
 
-    Short timeouts here too: with ``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED`` a failure makes
-    it count in memory, but only after the failed call has returned.
+    Short timeouts here too: a failure makes them count in memory, but only after the failed
+    call has returned.
     """
     timeout = values["CACHE_SOCKET_TIMEOUT"]
     options: dict[str, Any] = {
@@ -181,9 +181,6 @@ class Config:
     SETTINGS_CACHE_TTL: int = int(os.environ.get("SETTINGS_CACHE_TTL", "300"))
     CACHE_KEY_PREFIX: str = os.environ.get("CACHE_KEY_PREFIX", "")
 
-    # A rate limiter outage must not lock everyone out: fall back to per-process counting.
-    RATELIMIT_SWALLOW_ERRORS: bool = True
-    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True
     # Failed sign-ins per client address; sign-ups (each costs a password hash) likewise.
     RATELIMIT_LOGIN: str = os.environ.get("RATELIMIT_LOGIN", "5 per minute; 20 per hour")
     RATELIMIT_REGISTER: str = os.environ.get("RATELIMIT_REGISTER", "3 per minute; 10 per hour")
@@ -264,7 +261,7 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def configure_cache(values: dict[str, Any]) -> None:
-    """Derive Flask-Caching's and Flask-Limiter's settings from ours, keeping explicit ones."""
+    """Derive Flask-Caching's and the throttles' settings from ours, keeping explicit ones."""
     if not values.get("CACHE_TYPE"):
         if values["REDIS_SENTINELS"]:
             values["CACHE_TYPE"] = "RedisSentinelCache"

@@ -2,8 +2,6 @@
 
 from flask_babel import Babel
 from flask_caching import Cache
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -34,4 +32,3 @@ login_manager.session_protection = "basic"
 csrf = CSRFProtect()
 cache = Cache()
 babel = Babel()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from app import create_app
 from app.auth import service as auth_service
-from app.extensions import db, limiter
+from app.extensions import db
 from app.preferences.cache import entries as cache
 
 #: The PostgreSQL server to test against; each pytest run gets its own database on it.
@@ -130,18 +130,6 @@ def make_config(database_url: str, prefix: str, **overrides: Any) -> dict[str, A
     return config
 
 
-def build_app(config: dict[str, Any]) -> Flask:
-    """``create_app`` for tests, with the rate limiter's counters kept apart per app.
-
-    Flask-Limiter is one object per process and keeps the key prefix of the first app it
-    was bound to, and adds every app's storage options to those of the apps before; a real
-    deployment has one app per process, a test session has hundreds.
-    """
-    limiter._key_prefix = ""
-    limiter._storage_options = {}
-    return create_app(config)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Each test that uses the database runs on both backends."""
@@ -207,7 +195,7 @@ def app(
 ) -> Iterator[Flask]:
     """A fresh app with empty tables on the chosen backend."""
     url = database_url(backend, tmp_path)
-    with fresh_tables(build_app(make_config(url, key_prefix, **config_overrides))) as app:
+    with fresh_tables(create_app(make_config(url, key_prefix, **config_overrides))) as app:
         yield app
 
 

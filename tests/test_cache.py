@@ -20,14 +20,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text, update
 
-from app.extensions import db, limiter
+from app import create_app
+from app.extensions import db
 from app.models import PendingInvalidation, User
 from app.preferences import account, budget, service
 from app.preferences import snapshot as snapshots
 from app.preferences.cache import breaker, housekeeping, keys
 from app.preferences.cache import entries as cache
 from app.preferences.cache.backend import RedisBackend
-from tests.conftest import PASSWORD, AuthActions, build_app, count_sql, csrf_token, make_config
+from tests.conftest import PASSWORD, AuthActions, count_sql, csrf_token, make_config
 from tests.support import Proxy, RedisServer
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
@@ -63,7 +64,7 @@ def make_app(app: Flask, key_prefix: str) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
-        other = build_app(
+        other = create_app(
             make_config(app.config["SQLALCHEMY_DATABASE_URI"], key_prefix, **overrides)
         )
         apps.append(other)
@@ -75,13 +76,6 @@ def make_app(app: Flask, key_prefix: str) -> Iterator[Callable[..., Flask]]:
         with other.app_context():
             db.session.remove()
             db.engine.dispose()
-
-
-@pytest.fixture
-def limiter_recovers() -> Iterator[None]:
-    """Flask-Limiter remembers a dead storage process-wide; later tests get a live one."""
-    yield
-    limiter._storage_dead = False
 
 
 def sign_in(app: Flask) -> FlaskClient:
@@ -375,14 +369,13 @@ def test_concurrent_writers_leave_the_newest_entry(
 # --- outages ---------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 @pytest.mark.parametrize("config_overrides", [{"REDIS_URL": CLOSED_PORT_URL}])
 def test_refused_connection_serves_everything_from_the_database(
     app: Flask, client: FlaskClient, auth: AuthActions, user: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     started = time.perf_counter()
-    # Sign-in works although the rate limiter's storage is the same dead Redis.
+    # Sign-in works although the throttles' storage is the same dead Redis.
     assert auth.login().status_code == 303
     print(f"sign-in with Redis refusing: {(time.perf_counter() - started) * 1000:.1f} ms")
     timings = []
@@ -402,7 +395,6 @@ def test_refused_connection_serves_everything_from_the_database(
     assert health["cache"]["pending_invalidations"] >= 1
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 @pytest.mark.parametrize("config_overrides", [{"REDIS_URL": CLOSED_PORT_URL}])
 def test_failed_sign_ins_are_still_limited_when_redis_is_down(
     client: FlaskClient, auth: AuthActions, user: int
@@ -411,7 +403,6 @@ def test_failed_sign_ins_are_still_limited_when_redis_is_down(
     assert statuses == [422] * 5 + [429]
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 def test_killed_redis_degrades_then_recovers(
     app: Flask,
     make_app: Callable[..., Flask],
@@ -451,7 +442,6 @@ def test_killed_redis_degrades_then_recovers(
     assert any("trusted again" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 def test_hanging_redis_costs_one_timeout_per_retry_period(
     app: Flask,
     make_app: Callable[..., Flask],
@@ -537,7 +527,6 @@ def api_settings(client: FlaskClient) -> dict[str, Any]:
     return dict(response.get_json())
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 @pytest.mark.parametrize("mode", ["refused", "black-holed"])
 def test_no_worker_on_any_host_reads_an_old_value_after_a_write(
     app: Flask,
@@ -600,15 +589,16 @@ def test_writer_killed_between_commit_and_cache_refresh_leaves_no_old_value(
     script = textwrap.dedent(
         f"""
         import os
+        from app import create_app
         from app.preferences import service
         from app.preferences.cache import entries as cache
-        from tests.conftest import build_app, make_config
+        from tests.conftest import make_config
 
         def die(self, payload):
             os._exit(17)
 
         cache.PendingWrite.committed = die
-        app = build_app(make_config({app.config["SQLALCHEMY_DATABASE_URI"]!r}, {key_prefix!r}))
+        app = create_app(make_config({app.config["SQLALCHEMY_DATABASE_URI"]!r}, {key_prefix!r}))
         with app.app_context():
             service.update_settings({user}, {{"theme": "dark"}})
         """

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from flask import Flask, got_request_exception
 from flask.testing import FlaskClient
 
+from app import create_app
 from app.preferences.cache import entries as cache
 from tests import conftest
-from tests.conftest import AuthActions, build_app, csrf_token, fresh_tables, make_config
+from tests.conftest import AuthActions, csrf_token, fresh_tables, make_config
 from tests.support import Proxy
 
 
@@ -36,7 +37,7 @@ def proxied_app(pg_proxy: Proxy, key_prefix: str) -> Iterator[Flask]:
     """An app whose database connections all go through ``pg_proxy``."""
     url = sa.make_url(conftest.run_database_url()).set(host="127.0.0.1", port=pg_proxy.port)
     # The production bounds (app/config.py), which the test measures against.
-    app = build_app(
+    app = create_app(
         make_config(
             url.render_as_string(hide_password=False),
             key_prefix,

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import db, limiter
+from app import create_app
+from app.extensions import db
 from app.preferences.cache import entries as cache
-from tests.conftest import build_app, make_config
-
-
-@pytest.fixture
-def limiter_recovers() -> Iterator[None]:
-    """Flask-Limiter remembers a dead storage process-wide; later tests get a live one."""
-    yield
-    limiter._storage_dead = False
+from tests.conftest import make_config
 
 
 def test_healthy_with_redis(client: FlaskClient) -> None:
@@ -43,7 +36,6 @@ def test_healthy_with_the_in_process_cache(client: FlaskClient) -> None:
     assert body["cache"] == {"backend": "in-process", "status": "ok", "pending_invalidations": 0}
 
 
-@pytest.mark.usefixtures("limiter_recovers")
 @pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
 def test_cache_down_is_degraded_but_serving(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
@@ -63,7 +55,7 @@ def test_cache_down_is_degraded_but_serving(
 
 
 def test_database_down_is_503(key_prefix: str) -> None:
-    app: Flask = build_app(
+    app: Flask = create_app(
         make_config("postgresql+psycopg://postgres@127.0.0.1:1/none", key_prefix)
     )
     try:

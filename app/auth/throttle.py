@@ -10,8 +10,8 @@ cannot slip past a limit:
   second up to ``SIGNIN_MAX_DELAY``. So guessing from many addresses is slow, and an attacker
   can keep a victim waiting at most that long. A successful sign-in clears it.
 
-Counters live in the rate limiter's storage (Redis in production, through one Lua script per
-check) and fall back to this process's memory while Redis cannot be reached.
+Counters live in the storage ``RATELIMIT_STORAGE_URI`` names (by default the cache's Redis),
+through one Lua script per check, and in this process's memory while it cannot be reached.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, storage_from_string
 from redis.exceptions import RedisError
 
 from app.counters import COUNT_IN_WINDOWS, LocalWindows, Window, arguments, windows
-from app.extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +120,20 @@ _local_windows = LocalWindows()
 _reported = threading.Event()
 
 
+def init_app(app: Flask) -> None:
+    """Open the storage ``app``'s throttles count in (``RATELIMIT_STORAGE_URI``).
+
+    A ``limits`` storage, which knows every way the cache can reach Redis (one server,
+    Sentinel, Cluster) and memory; the throttles use its Redis client directly.
+    """
+    options = dict(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {})
+    storage = storage_from_string(str(app.config["RATELIMIT_STORAGE_URI"]), **options)
+    app.extensions["throttle_storage"] = storage
+
+
 def _redis() -> Any:
-    """The Redis client behind the rate limiter's storage, or ``None`` for memory."""
-    storage = limiter.storage
+    """The Redis client of the throttles' storage, or ``None`` for memory."""
+    storage = current_app.extensions["throttle_storage"]
     if isinstance(storage, MemoryStorage) or not hasattr(storage, "get_connection"):
         return None
     return storage.get_connection()

@@ -15,11 +15,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from app import create_app
 from app.auth import service as auth_service
 from app.extensions import db
 from app.models import User
 from app.preferences import service as preferences
-from tests.conftest import PASSWORD, build_app, fresh_tables, make_config, run_database_url
+from tests.conftest import PASSWORD, fresh_tables, make_config, run_database_url
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
@@ -72,7 +73,7 @@ class LiveServer:
 @pytest.fixture
 def live_app(tmp_path: Path, key_prefix: str) -> Iterator[Flask]:
     """An app on PostgreSQL and Redis with empty tables, for serving to the browser."""
-    with fresh_tables(build_app(make_config(run_database_url(), key_prefix))) as app:
+    with fresh_tables(create_app(make_config(run_database_url(), key_prefix))) as app:
         yield app
 
 
