@@ -87,7 +87,7 @@ class Verdict:
 ALLOWED = Verdict(True)
 
 
-class _Local:
+class _LocalBackOffs:
     """Account back-offs in this process's memory, for when Redis cannot be reached."""
 
     def __init__(self) -> None:
@@ -115,7 +115,7 @@ class _Local:
             self.accounts.pop(key, None)
 
 
-_local = _Local()
+_local_back_offs = _LocalBackOffs()
 _local_windows = LocalWindows()
 _reported = threading.Event()
 
@@ -232,7 +232,7 @@ def account_attempt(email: str) -> Verdict:
     client = _redis()
     try:
         if client is None:
-            refused, value = _local.back_off(key, free, 1.0, most)
+            refused, value = _local_back_offs.back_off(key, free, 1.0, most)
         else:
             refused, value = client.eval(
                 _BACK_OFF, 1, key, free, 1000, int(most * 1000), BACK_OFF_LIFETIME
@@ -240,7 +240,7 @@ def account_attempt(email: str) -> Verdict:
             value = int(value) / 1000 if refused else int(value)
     except (RedisError, OSError) as exc:
         _unreachable(exc)
-        refused, value = _local.back_off(key, free, 1.0, most)
+        refused, value = _local_back_offs.back_off(key, free, 1.0, most)
     if refused:
         return Verdict(False, retry_after=max(1, math.ceil(value)))
     return Verdict(True, remaining=int(value))
@@ -251,10 +251,10 @@ def account_succeeded(email: str) -> None:
     key = _account_key(email)
     client = _redis()
     if client is None:
-        _local.clear(key)
+        _local_back_offs.clear(key)
         return
     try:
         client.delete(key)
     except (RedisError, OSError) as exc:
         _unreachable(exc)
-        _local.clear(key)
+        _local_back_offs.clear(key)
