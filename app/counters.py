@@ -9,6 +9,7 @@ memory, while Redis cannot be reached or where there is none.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -40,6 +41,9 @@ local function count_in_windows(k, n, a)
 end
 """
 
+#: A script that only counts: KEYS the windows' counters, ARGV their limits, then their ends.
+COUNT = COUNT_IN_WINDOWS + "return count_in_windows(1, #KEYS, 1)"
+
 #: How many counters ``LocalWindows`` holds before it drops the windows that ended.
 PRUNE_AT = 10_000
 
@@ -48,11 +52,16 @@ def windows(limits: str, name: str) -> list[Window]:
     """The windows of ``limits`` that hold now, their counters named after ``name``."""
     now = int(time.time())
     found = []
-    for item in parse_many(limits):
-        seconds = int(item.get_expiry())
+    for seconds, amount in _periods(limits):
         index = now // seconds
-        found.append((f"{name}:{seconds}:{index}", int(item.amount), (index + 1) * seconds))
+        found.append((f"{name}:{seconds}:{index}", amount, (index + 1) * seconds))
     return found
+
+
+@functools.cache
+def _periods(limits: str) -> tuple[tuple[int, int], ...]:
+    """(seconds, attempts) of each window of ``limits``: parsed once, not on every attempt."""
+    return tuple((int(item.get_expiry()), int(item.amount)) for item in parse_many(limits))
 
 
 def arguments(counted: list[Window]) -> tuple[list[str], list[int]]:

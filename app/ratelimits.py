@@ -19,8 +19,8 @@ def settings_writes(view: View) -> View:
     """One budget for every write of a user's settings: API, settings page, imports.
 
     Counted per signed-in user with the write's tombstone (``app.preferences.budget``), so
-    only writes that change something count, and a refused one writes nothing. Over the
-    limit (``RATELIMIT_WRITES``) the answer is 429 with ``Retry-After``.
+    only valid writes count, and a refused one writes nothing. Over the limit
+    (``RATELIMIT_WRITES``) the answer is 429 with ``Retry-After``.
     """
 
     @functools.wraps(view)

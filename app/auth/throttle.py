@@ -29,12 +29,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from limits.storage import MemoryStorage, storage_from_string
 from redis.exceptions import RedisError
 
-from app.counters import COUNT_IN_WINDOWS, LocalWindows, Window, arguments, windows
+from app.counters import COUNT, LocalWindows, Window, arguments, windows
 
 log = logging.getLogger(__name__)
-
-# Counts one attempt in every window unless one of them is full (app.counters).
-_COUNT = COUNT_IN_WINDOWS + "return count_in_windows(1, #KEYS, 1)"
 
 # KEYS[1]: the account's hash {f = attempts, t = next allowed, ms}. ARGV: free, base ms,
 # max ms, lifetime s. Returns {0, attempts left before a wait} or {1, ms to wait}.
@@ -164,7 +161,7 @@ def count(limits: str, scope: str, who: str) -> Verdict:
             wait = _local_windows.count(counted)
         else:
             keys, args = arguments(counted)
-            wait = int(client.eval(_COUNT, len(keys), *keys, *args))
+            wait = int(client.eval(COUNT, len(keys), *keys, *args))
     except (RedisError, OSError) as exc:
         _unreachable(exc)
         wait = _local_windows.count(counted)

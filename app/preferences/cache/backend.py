@@ -23,7 +23,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from app.config import redis_cache_options
-from app.counters import COUNT_IN_WINDOWS, Window, arguments
+from app.counters import COUNT, COUNT_IN_WINDOWS, Window, arguments
 from app.preferences.cache.breaker import Breaker
 from app.preferences.cache.keys import TRUSTED_KEY, settings_key
 
@@ -73,9 +73,6 @@ if wait > 0 then return -wait end
 return store_if_newer(KEYS[1], ARGV[1], ARGV[2], 0)
 """
 )
-
-# Counts in the budget's windows alone: a cluster keeps them in another slot than the entry.
-COUNT = COUNT_IN_WINDOWS + "return count_in_windows(1, #KEYS, 1)"
 
 # Delete KEYS[1] if it still holds exactly ARGV[1]: a write's own tombstone after a rollback.
 DELETE_IF_EQUAL = """
@@ -173,6 +170,7 @@ class RedisBackend:
         # EVALSHA: each call sends the script's digest, not its text.
         self.store_if_newer = client.register_script(STORE_IF_NEWER)
         self.tombstone_within_budget = client.register_script(TOMBSTONE_WITHIN_BUDGET)
+        # The budget's windows alone: a cluster keeps them in another slot than the entry.
         self.count = client.register_script(COUNT)
         self.delete_if_equal = client.register_script(DELETE_IF_EQUAL)
         self.clock = client.register_script(CLOCK_MS)

@@ -215,12 +215,14 @@ def count_unwritten(user_id: int) -> None:
     counted = _to_charge(user_id)
     if not counted:
         return
-    found = current().backend
+    found, wait = current().backend, None
     if isinstance(found, RedisBackend):
         with contextlib.suppress(CacheUnavailable):
-            budget.charge(found.count_in(counted))
-            return
-    budget.charge_in_memory(counted)
+            wait = found.count_in(counted)
+    if wait is None:
+        budget.charge_in_memory(counted)
+    else:
+        budget.charge(wait)
 
 
 def _to_charge(user_id: int) -> list[Window]:
