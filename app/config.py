@@ -180,6 +180,8 @@ class Config:
     CACHE_TRUST_TTL: float = _env_float("CACHE_TRUST_TTL", 0.5)
     SETTINGS_CACHE_TTL: int = int(os.environ.get("SETTINGS_CACHE_TTL", "300"))
     CACHE_KEY_PREFIX: str = os.environ.get("CACHE_KEY_PREFIX", "")
+    # Before the sign-in throttles' keys, for apps that share one Redis.
+    RATELIMIT_KEY_PREFIX: str = os.environ.get("RATELIMIT_KEY_PREFIX", "")
 
     # Failed sign-ins per client address; sign-ups (each costs a password hash) likewise.
     RATELIMIT_LOGIN: str = os.environ.get("RATELIMIT_LOGIN", "5 per minute; 20 per hour")

@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import CSRF_INPUT, TEST_REDIS_URL
+from tests.conftest import CSRF_INPUT, CSRF_META, PASSWORD, TEST_REDIS_URL
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+#: The account the write-limit test signs in as.
+WRITER = "writer@example.com"
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -59,6 +61,8 @@ def gunicorn(tmp_path: Path, key_prefix: str) -> Iterator[int]:
         "REDIS_URL": TEST_REDIS_URL,
         "CACHE_KEY_PREFIX": key_prefix,
         "RATELIMIT_KEY_PREFIX": key_prefix + "limits",
+        # An hour-long window: not crossed while a test runs (windows end on the clock).
+        "RATELIMIT_WRITES": "5 per hour",
         "SECRET_KEY": "test-secret",
         "TRUSTED_PROXIES": "1",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -68,6 +72,13 @@ def gunicorn(tmp_path: Path, key_prefix: str) -> Iterator[int]:
     }
     flask = [sys.executable, "-m", "flask"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*flask, "user", "create", WRITER, "--password", PASSWORD],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
@@ -172,3 +183,34 @@ def test_a_forged_forwarded_for_does_not_escape_the_sign_in_limit(nginx: int) ->
         )
         statuses.append(response.status_code)
     assert statuses == [422] * 5 + [429]
+
+
+def test_every_worker_draws_on_one_write_budget(nginx: int) -> None:
+    """Two workers behind nginx, one budget in Redis: the sixth write is refused wherever
+    it lands, says when to retry, and wrote nothing."""
+    session = requests.Session()
+    base = f"http://127.0.0.1:{nginx}"
+    page = session.get(base + "/login", timeout=5).text
+    match = CSRF_INPUT.search(page)
+    assert match, page
+    signed_in = session.post(
+        base + "/login",
+        data={"email": WRITER, "password": PASSWORD, "csrf_token": match.group(1)},
+        headers={"Origin": base},
+        timeout=5,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    token = CSRF_META.search(session.get(base + "/settings", timeout=5).text)
+    assert token
+    headers = {"X-CSRFToken": token.group(1), "Origin": base}
+    statuses = []
+    for theme in ("dark", "light") * 4:
+        response = session.patch(
+            base + "/api/user/settings", json={"theme": theme}, headers=headers, timeout=5
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200] * 5 + [429] * 3
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
+    current = session.get(base + "/api/user/settings", timeout=5).json()
+    assert current["theme"] == "dark"
