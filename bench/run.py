@@ -264,20 +264,16 @@ def main() -> int:
         for name in scenarios:
             label = SCENARIOS[name][0]
             log(f"scenario {name}: {label}")
-            # The cold read is judged against the warm one taken right after it in the same
-            # round, so that the machine's drift between scenarios does not enter the ratio.
-            roles = (*ROLES, PAIRED_WARM) if name == "cold_get" else ROLES
-            results[name] = {role: Figure() for role in roles}
+            # Each role's server, its sessions and the wrk scenario it is driven with.
+            lineup = {role: (*servers[role], name) for role in ROLES}
+            if name == "cold_get":
+                lineup["app"] = (cold, cold_sessions, name)
+                # Judged against the warm read taken right after it in the same round, so
+                # that the machine's drift between scenarios does not enter the ratio.
+                lineup[PAIRED_WARM] = (app, app_sessions, "warm_get")
+            results[name] = {role: Figure() for role in lineup}
             for round_ in range(args.rounds):
-                for role in roles:
-                    scenario = name
-                    if role == PAIRED_WARM:
-                        server, sessions = app, app_sessions
-                        scenario = "warm_get"
-                    else:
-                        server, sessions = servers[role]
-                    if name == "cold_get" and role == "app":
-                        server, sessions = cold, cold_sessions
+                for role, (server, sessions, scenario) in lineup.items():
                     if name == "conditional_get":
                         sessions = refresh_etags(server.url, sessions)
                     path = write_sessions(sessions, directory, f"{role}-{name}")
