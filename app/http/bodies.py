@@ -40,7 +40,13 @@ def _enforce(endpoint: str | None, values: dict[str, Any] | None) -> None:
     limit = limit_for(endpoint)
     request.max_content_length = limit
     environ = request.environ
-    if request.content_length is not None or not environ.get("wsgi.input_terminated"):
+    if (
+        request.content_length is not None
+        or not environ.get("wsgi.input_terminated")
+        # Without a length a request has a body only when it says it is chunked: a GET's
+        # empty body is not read, nor replaced.
+        or "HTTP_TRANSFER_ENCODING" not in environ
+    ):
         return
     stream = environ["wsgi.input"]
     data = stream.read() if limit is None else stream.read(limit + 1)
