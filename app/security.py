@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -10,6 +11,9 @@ from flask.typing import ResponseReturnValue
 
 from app.errors import error_response
 from app.text import gettext
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: Methods that change nothing, so need no proof of where they came from.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -31,21 +35,42 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def init_app(app: Flask) -> None:
-    """Register the origin check and the header hook on ``app``."""
-    headers = [
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "same-origin"),
-        ("X-Frame-Options", "DENY"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
-        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
-    ]
-    if app.config["HSTS_SECONDS"]:
-        hsts = f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains"
-        headers.append(("Strict-Transport-Security", hsts))
+    """Register the origin check and the caching rules on ``app``."""
     app.before_request(check_origin)
-    # Built once per app: every response carries them, and no view sets its own.
-    app.after_request(functools.partial(add_security_headers, tuple(headers)))
+    app.after_request(protect_response)
+
+
+class SecurityHeaders:
+    """The same security headers on every response, added at the WSGI layer.
+
+    Every response carries them and no view sets its own, so they are appended as built
+    once, rather than inserted and checked one by one into each response's headers; and
+    outside Flask, like the request id, no response escapes them.
+    """
+
+    def __init__(self, app: WSGIApplication, config: Mapping[str, Any]) -> None:
+        self.app = app
+        headers = [
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "same-origin"),
+            ("X-Frame-Options", "DENY"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+        ]
+        if config["HSTS_SECONDS"]:
+            hsts = f"max-age={config['HSTS_SECONDS']}; includeSubDomains"
+            headers.append(("Strict-Transport-Security", hsts))
+        self.headers = tuple(headers)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start_with_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            headers.extend(self.headers)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start_with_headers)
 
 
 def check_origin() -> ResponseReturnValue | None:
@@ -66,9 +91,8 @@ def check_origin() -> ResponseReturnValue | None:
     return None
 
 
-def add_security_headers(headers: tuple[tuple[str, str], ...], response: Response) -> Response:
-    """The security headers, private caching for what names a user, relative redirects."""
-    response.headers.extend(headers)
+def protect_response(response: Response) -> Response:
+    """No shared cache for what names a user; redirects relative to this host."""
     if request.endpoint != "static" or response.status_code >= 400:
         # Pages carry a user's data and a CSRF token, and so do error pages, wherever they
         # are: no shared cache may keep them. Views that support revalidation (the

@@ -18,6 +18,14 @@ def test_security_headers_everywhere(client: FlaskClient, path: str) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize("path", ["/settings", "/static/css/app.css", "/", "/nowhere"])
+def test_each_security_header_is_sent_once(signed_in: FlaskClient, path: str) -> None:
+    # Added at the WSGI layer: also to static files and redirects, and never twice.
+    with signed_in.get(path) as response:
+        for name in ("Content-Security-Policy", "X-Frame-Options", "Permissions-Policy"):
+            assert len(response.headers.getlist(name)) == 1, (path, name)
+
+
 def test_personalised_pages_are_private(signed_in: FlaskClient) -> None:
     response = signed_in.get("/settings")
     assert response.headers["Cache-Control"] == "no-store"
