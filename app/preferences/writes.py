@@ -179,11 +179,15 @@ def _in_one_statement(
     return Written(known, after)
 
 
+#: Built once, as ``snapshot.SNAPSHOT_BY_ID`` is: its compilation is then used as it is.
+ROW_VERSION = select(User.version).where(User.id == bindparam("user_id"))
+
+
 def _row_version(user_id: int) -> int | None:
     """The version the user's row is at now, read outside any transaction."""
     with database.autocommit() as connection:
         version: int | None = connection.execute(
-            select(User.version).where(User.id == user_id)
+            ROW_VERSION, {"user_id": user_id}
         ).scalar_one_or_none()
     return version
 
