@@ -203,7 +203,7 @@ class RedisBackend:
     def _mget(self, *keys: str) -> list[Any]:
         """``MGET`` on one of the client's pooled connections.
 
-        Every request but a sign-in starts with this read. Through the client, its retry
+        Every signed-in request starts with this read. Through the client, its retry
         wrapper (with no retries configured) and metrics hooks (with no collector) took as
         much of the process's time as the command itself; a connection that fails is closed
         by redis-py either way, and its errors are the same.
