@@ -7,7 +7,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -21,6 +21,9 @@ from app.extensions import db
 from app.models import User
 from app.preferences import service as preferences
 from tests.conftest import PASSWORD, fresh_tables, make_config, run_database_url
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
@@ -53,12 +56,33 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+def closed_when_sent(app: Flask) -> WSGIApplication:
+    """``app``, each response closed as soon as its last chunk is handed over.
+
+    Werkzeug's development server closes a response only after draining the request's
+    socket, and skips the close when that read fails: a browser that resets a connection it
+    no longer needs (a favicon, when a test navigates on) then left a static file open, and
+    the test failed on the ResourceWarning.
+    """
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        response = app(environ, start_response)
+        try:
+            yield from response
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+
+    return serve
+
+
 class LiveServer:
     """The app served by Werkzeug in a thread; stoppable to simulate an outage."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, closed_when_sent(app), threaded=True)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
