@@ -124,6 +124,7 @@ def register_hooks(app: Flask) -> None:
 
     app.before_request(access.require_login)
     security.init_app(app)
+    # Around the whole app, as the request id is: no response escapes the headers.
     app.wsgi_app = security.SecurityHeaders(app.wsgi_app, app.config)
     app.context_processor(i18n.template_context)
     app.add_template_filter(i18n.local_time, "local_time")

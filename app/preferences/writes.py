@@ -179,7 +179,8 @@ def _in_one_statement(
     return Written(known, after)
 
 
-#: Built once, as ``snapshot.SNAPSHOT_BY_ID`` is: its compilation is then used as it is.
+#: Built once: SQLAlchemy then runs its cached compilation as it is, where a statement
+#: built per call has its result columns matched to the cached ones on every execution.
 ROW_VERSION = select(User.version).where(User.id == bindparam("user_id"))
 
 
