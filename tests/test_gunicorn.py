@@ -214,3 +214,18 @@ def test_every_worker_draws_on_one_write_budget(nginx: int) -> None:
     assert 1 <= int(response.headers["Retry-After"]) <= 3600
     current = session.get(base + "/api/user/settings", timeout=5).json()
     assert current["theme"] == "dark"
+
+
+def test_security_headers_arrive_once_through_nginx_and_gunicorn(nginx: int) -> None:
+    # Appended by a WSGI middleware: what gunicorn sends and nginx passes on, over real HTTP.
+    for path in ("/login", "/static/css/app.css", "/nowhere"):
+        connection = http.client.HTTPConnection("127.0.0.1", nginx, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            for name in ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options"):
+                assert len(response.headers.get_all(name) or []) == 1, (path, name)
+            assert response.headers["X-Request-ID"]
+        finally:
+            connection.close()
