@@ -10,17 +10,16 @@ holds no token and nothing else of the user's.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request, session
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
 
+from app.http.csrf import request_token
 from app.http.htmx import is_htmx_request, render_page_or_fragment
+from app.http.kept import Kept
 from app.preferences import registry
 from app.preferences.session import signed_in
 from app.times import utcnow
@@ -39,32 +38,11 @@ Rendered = tuple[bytes, bytes]
 HOUR = 3600
 
 
-class KeptPages:
-    """One app's rendered pages in this process, the least recently used dropped first."""
-
-    def __init__(self) -> None:
-        self.pages: OrderedDict[tuple[Any, ...], Rendered] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> Rendered | None:
-        """The page kept under ``key``, if any."""
-        with self.lock:
-            kept = self.pages.get(key)
-            if kept is not None:
-                self.pages.move_to_end(key)
-            return kept
-
-    def put(self, key: tuple[Any, ...], rendered: Rendered) -> None:
-        """Keep ``rendered`` under ``key``."""
-        with self.lock:
-            self.pages[key] = rendered
-            while len(self.pages) > KEPT_PAGES:
-                self.pages.popitem(last=False)
-
-
-def _kept(kind: str) -> KeptPages:
+def _kept(kind: str) -> Kept[tuple[Any, ...], Rendered]:
     """This app's kept pages of ``kind``: kinds apart, so fields never push whole pages out."""
-    kept: KeptPages = current_app.extensions.setdefault(f"settings_{kind}", KeptPages())
+    kept: Kept[tuple[Any, ...], Rendered] = current_app.extensions.setdefault(
+        f"settings_{kind}", Kept(KEPT_PAGES)
+    )
     return kept
 
 
@@ -120,13 +98,14 @@ def _key(fragment: str) -> tuple[Any, ...]:
 def _kept_or_rendered(fragment: str) -> Response:
     """The page from this process's copies, with this request's token, or rendered anew."""
     key, pages = _key(fragment), _kept("pages")
-    token = generate_csrf()
+    token = request_token().encode()
     kept = pages.get(key)
     if kept is not None:
         html, kept_token = kept
-        return _html(html.replace(kept_token, token.encode()))
+        # The same session viewing the page again in this process has the same token.
+        return _html(html if kept_token == token else html.replace(kept_token, token))
     response = _render(fragment, 200, None)
-    pages.put(key, (response.get_data(), token.encode()))
+    pages.put(key, (response.get_data(), token))
     return response
 
 

@@ -1,0 +1,43 @@
+"""The CSRF token a response hands out: Flask-WTF's, signed once per session and process.
+
+Flask-WTF signs the session's token anew for each request that shows it (JSON, zlib, base64
+and an HMAC over the token and a timestamp: a seventh of a kept settings page's time). The
+timestamp is checked only under ``WTF_CSRF_TIME_LIMIT``; without one, as this app runs,
+every signature of the session's token is valid for as long as the session, so the first
+one a process signs is handed out again. Tokens stay per session: another session (another
+browser, a sign-in after a sign-out) has another raw token, and so another signed one.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g, session
+from flask_wtf.csrf import generate_csrf
+
+from app.http.kept import Kept
+
+#: Sessions whose signed token a process keeps: a token is about a hundred bytes.
+KEPT_TOKENS = 4096
+
+#: Where Flask-WTF keeps the session's raw token, and the request's signed one in ``g``,
+#: unless ``WTF_CSRF_FIELD_NAME`` says otherwise.
+DEFAULT_FIELD_NAME = "csrf_token"
+
+
+def request_token() -> str:
+    """The signed CSRF token for this request's session, as ``generate_csrf`` gives it."""
+    config = current_app.config
+    field_name = config.get("WTF_CSRF_FIELD_NAME", DEFAULT_FIELD_NAME)
+    raw = session.get(field_name)
+    if field_name in g or not isinstance(raw, str) or config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return str(generate_csrf())
+    signed_tokens: Kept[str, str] = current_app.extensions.setdefault(
+        "csrf_signed_tokens", Kept(KEPT_TOKENS)
+    )
+    signed = signed_tokens.get(raw)
+    if signed is None:
+        signed = str(generate_csrf())
+        signed_tokens.put(raw, signed)
+    else:
+        # Flask-WTF's per-request copy: a form's token field rendered later shows the same.
+        setattr(g, field_name, signed)
+    return signed
