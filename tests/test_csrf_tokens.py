@@ -60,13 +60,17 @@ def new_session(app: Flask) -> FlaskClient:
     return client
 
 
-def test_a_session_sees_one_token_on_every_page_and_view(signed_in: FlaskClient) -> None:
+def test_a_session_keeps_its_token_and_every_page_shows_a_valid_one(
+    app: Flask, signed_in: FlaskClient, user: int
+) -> None:
     token = only_token(signed_in)
-    assert only_token(signed_in) == token  # a kept copy of the page
-    assert only_token(signed_in, "/dashboard") == token
-    # A view rendered anew shows the same one in its meta tag, its form and the sign-out.
-    assert only_token(signed_in, "/settings?again=1") == token
-    assert patch(signed_in, token, {"theme": "dark"}) == 200
+    assert only_token(signed_in) == token  # a kept copy of the page, with the kept token
+    # Pages rendered with a form sign the token as Flask-WTF's form does, each one
+    # token throughout (meta tag, form, sign-out); any signature of it is valid.
+    shown = [token, only_token(signed_in, "/dashboard"), only_token(signed_in, "/settings?again=1")]
+    for theme, each in zip(["dark", "light", "system"], shown, strict=True):
+        assert patch(signed_in, each, {"theme": theme}) == 200
+        assert stored_theme(app, user) == theme
 
 
 def test_one_sessions_token_is_refused_in_another(app: Flask, user: int) -> None:

@@ -420,6 +420,26 @@ def test_a_kept_page_carries_each_sessions_own_token(
     assert stored(app, user)["notifications.digest"] == "off"
 
 
+def test_a_kept_page_speaks_the_users_language_whatever_the_browser_asks(
+    app: Flask, signed_in: FlaskClient, other_window: FlaskClient, user: int
+) -> None:
+    """Kept copies are told apart by the browser's languages too; the user's choice wins."""
+    views = [(signed_in, "fr"), (other_window, "ja,en;q=0.5"), (signed_in, "fr"), (signed_in, None)]
+
+    def languages() -> set[str]:
+        found = set()
+        for client, browser in views:
+            headers = {"Accept-Language": browser} if browser else {}
+            page = client.get("/settings", headers=headers).get_data(as_text=True)
+            found.update(re.findall(r'<html lang="([a-z]+)"', page))
+        return found
+
+    assert languages() == {"en"}
+    assert htmx_post(signed_in, "locale", {"locale": "de"}).status_code == 200
+    assert languages() == {"de"}
+    assert stored(app, user)["locale"] == "de"
+
+
 def test_a_row_changed_behind_the_apps_back_shows_on_the_next_page(
     app: Flask, signed_in: FlaskClient, user: int
 ) -> None:

@@ -27,17 +27,20 @@ def request_token() -> str:
     """The signed CSRF token for this request's session, as ``generate_csrf`` gives it."""
     config = current_app.config
     field_name = config.get("WTF_CSRF_FIELD_NAME", DEFAULT_FIELD_NAME)
-    raw = session.get(field_name)
-    if field_name in g or not isinstance(raw, str) or config["WTF_CSRF_TIME_LIMIT"] is not None:
+    if field_name in g or config["WTF_CSRF_TIME_LIMIT"] is not None:
         return str(generate_csrf())
     signed_tokens: Kept[str, str] = current_app.extensions.setdefault(
         "csrf_signed_tokens", Kept(KEPT_TOKENS)
     )
-    signed = signed_tokens.get(raw)
-    if signed is None:
-        signed = str(generate_csrf())
-        signed_tokens.put(raw, signed)
-    else:
+    raw = session.get(field_name)
+    signed = signed_tokens.get(raw) if isinstance(raw, str) else None
+    if signed is not None:
         # Flask-WTF's per-request copy: a form's token field rendered later shows the same.
         setattr(g, field_name, signed)
+        return signed
+    signed = str(generate_csrf())
+    # Read again: Flask-WTF gives a session without a raw token its first one.
+    raw = session.get(field_name)
+    if isinstance(raw, str):
+        signed_tokens.put(raw, signed)
     return signed

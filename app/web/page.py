@@ -71,12 +71,11 @@ def _plain_view() -> bool:
 
 
 def _same_everywhere() -> tuple[Any, ...]:
-    """What any rendered part of the page depends on besides its own data."""
+    """What any rendered part of the page depends on besides its own data and language."""
     return (
         is_htmx_request(),
         # Links carry the prefix a proxy may mount the app under.
         request.script_root,
-        str(get_locale()),
         registry.fingerprint(),
         # Zone offsets in the picker change with daylight saving time, on the hour.
         int(utcnow().timestamp()) // HOUR,
@@ -91,6 +90,9 @@ def _key(fragment: str) -> tuple[Any, ...]:
         # All of it, not only its version: a row changed behind the app's back (by hand,
         # or restored from a backup) keeps its version and must not show the old page.
         signed_in().snapshot.to_json(),
+        # The language is chosen from the viewer and the browser's languages, both in the
+        # key: asking Flask-Babel which it is would merge the settings for nothing else.
+        request.headers.get("Accept-Language"),
         *_same_everywhere(),
     )
 
@@ -115,7 +117,8 @@ def saved_field(field_name: str, value: Any, render_field: Callable[[], Response
     The answer is the same for everyone who saves that value in that language: the field
     with "Saved" beside it and the announcement, and no token.
     """
-    key, fields = (field_name, repr(value), *_same_everywhere()), _kept("fields")
+    key = (field_name, repr(value), str(get_locale()), *_same_everywhere())
+    fields = _kept("fields")
     kept = fields.get(key)
     if kept is not None:
         return _html(kept[0])
