@@ -658,6 +658,34 @@ def test_housekeeping_renews_the_marker_outside_requests(
         assert 0 < redis_client.pttl(marker) <= ttl_ms
 
 
+def test_the_processes_renew_the_marker_in_turn_not_all_at_once(
+    app: Flask, make_app: Callable[..., Flask], redis_client: redis.Redis
+) -> None:
+    """Five workers keep one marker alive with about one reconcile per renewal period.
+
+    Each reconcile reads Redis's clock twice (its start, and the renewal's "only extends"
+    check), so Redis's count of ``TIME`` calls counts them. With a fixed check period the
+    threads stayed in step, all found the marker due together and all renewed it.
+    """
+    workers = [app, *(make_app() for _ in range(4))]
+    for worker in workers:
+        with worker.app_context():
+            cache.current()  # starts its housekeeping, as a first request does
+    ttl = app.config["CACHE_TRUST_TTL"]
+    time.sleep(ttl)
+
+    def clock_reads() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_time", {}).get("calls", 0))
+
+    before, seconds = clock_reads(), 10 * ttl
+    time.sleep(seconds)
+    reconciles = (clock_reads() - before) / 2
+    # One is due every 40 % of the marker's life; racing wake-ups add a few.
+    periods = seconds / (0.4 * ttl)
+    print(f"{reconciles:.0f} reconciles by {len(workers)} processes in {periods:.0f} periods")
+    assert periods / 2 <= reconciles <= periods * 1.6
+
+
 def test_an_entry_without_the_marker_is_not_trusted(
     app: Flask, user: int, redis_client: redis.Redis, key_prefix: str
 ) -> None:

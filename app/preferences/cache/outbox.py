@@ -28,18 +28,19 @@ def record_now(user_id: int) -> None:
         connection.execute(insert(PendingInvalidation).values(user_id=user_id))
 
 
+#: The oldest pending rows. Built once, as every reconcile runs it: a statement built per call
+#: has its result columns matched again to the cached compilation's on every execution.
+OLDEST = (
+    select(PendingInvalidation.id, PendingInvalidation.user_id, PendingInvalidation.version)
+    .order_by(PendingInvalidation.id)
+    .limit(BATCH)
+)
+
+
 def oldest() -> list[Any]:
     """Up to ``BATCH`` pending rows (``id``, ``user_id``, ``version``), oldest first."""
     with db.engine.connect() as connection:
-        return list(
-            connection.execute(
-                select(
-                    PendingInvalidation.id, PendingInvalidation.user_id, PendingInvalidation.version
-                )
-                .order_by(PendingInvalidation.id)
-                .limit(BATCH)
-            ).all()
-        )
+        return list(connection.execute(OLDEST).all())
 
 
 def remove(ids: list[int]) -> None:
