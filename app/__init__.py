@@ -66,7 +66,7 @@ def register_extensions(app: Flask) -> None:
     from app import database, i18n
     from app.auth import throttle
     from app.http import bodies
-    from app.http.csrf import request_token
+    from app.http import csrf as csrf_tokens
     from app.preferences.cache import entries as settings_cache
     from app.preferences.session import load_user
 
@@ -82,8 +82,7 @@ def register_extensions(app: Flask) -> None:
     # First of all: limits bodies before CSRFProtect, or anything else, parses one.
     bodies.init_app(app)
     csrf.init_app(app)
-    # Every page's token (the meta tag, the forms) signed once per session and process.
-    app.jinja_env.globals["csrf_token"] = request_token
+    csrf_tokens.init_app(app)
     cache.init_app(app)
     settings_cache.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)

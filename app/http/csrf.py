@@ -10,10 +10,10 @@ browser, a sign-in after a sign-out) has another raw token, and so another signe
 
 from __future__ import annotations
 
-from flask import current_app, g, session
+from flask import Flask, current_app, g, session
 from flask_wtf.csrf import generate_csrf
 
-from app.http.kept import Kept
+from app.http.kept import Kept, of_current_app
 
 #: Sessions whose signed token a process keeps: a token is about a hundred bytes.
 KEPT_TOKENS = 4096
@@ -29,9 +29,7 @@ def request_token() -> str:
     field_name = config.get("WTF_CSRF_FIELD_NAME", DEFAULT_FIELD_NAME)
     if field_name in g or config["WTF_CSRF_TIME_LIMIT"] is not None:
         return str(generate_csrf())
-    signed_tokens: Kept[str, str] = current_app.extensions.setdefault(
-        "csrf_signed_tokens", Kept(KEPT_TOKENS)
-    )
+    signed_tokens: Kept[str, str] = of_current_app("csrf_signed_tokens", KEPT_TOKENS)
     raw = session.get(field_name)
     signed = signed_tokens.get(raw) if isinstance(raw, str) else None
     if signed is not None:
@@ -44,3 +42,11 @@ def request_token() -> str:
     if isinstance(raw, str):
         signed_tokens.put(raw, signed)
     return signed
+
+
+def init_app(app: Flask) -> None:
+    """Every page's ``csrf_token()`` (the meta tag, the forms) from ``request_token``.
+
+    After ``CSRFProtect.init_app``, which sets Flask-WTF's own.
+    """
+    app.jinja_env.globals["csrf_token"] = request_token

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from flask import current_app
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
@@ -32,3 +34,11 @@ class Kept(Generic[Key, Value]):
             self.values[key] = value
             while len(self.values) > self.size:
                 self.values.popitem(last=False)
+
+
+def of_current_app(name: str, size: int) -> Kept[Any, Any]:
+    """The current app's ``Kept`` called ``name`` in this process, made on its first use."""
+    kept: Kept[Any, Any] | None = current_app.extensions.get(name)
+    if kept is None:
+        kept = current_app.extensions.setdefault(name, Kept(size))
+    return kept

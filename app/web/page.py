@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, request, session
+from flask import Response, request, session
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 
 from app.http.csrf import request_token
 from app.http.htmx import is_htmx_request, render_page_or_fragment
-from app.http.kept import Kept
+from app.http.kept import Kept, of_current_app
 from app.preferences import registry
 from app.preferences.session import signed_in
 from app.times import utcnow
@@ -40,9 +40,7 @@ HOUR = 3600
 
 def _kept(kind: str) -> Kept[tuple[Any, ...], Rendered]:
     """This app's kept pages of ``kind``: kinds apart, so fields never push whole pages out."""
-    kept: Kept[tuple[Any, ...], Rendered] = current_app.extensions.setdefault(
-        f"settings_{kind}", Kept(KEPT_PAGES)
-    )
+    kept: Kept[tuple[Any, ...], Rendered] = of_current_app(f"settings_{kind}", KEPT_PAGES)
     return kept
 
 
